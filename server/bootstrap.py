@@ -1,0 +1,86 @@
+"""The composition root: builds the concrete adapters from the configuration and starts the servers."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+
+import grpc
+
+from gateway.app import create_gateway_app
+from gateway.http_server import HttpServer, start_http_server
+from server.access import ACCESS
+from server.auth import ChainAuthenticator, OperatorKeyAuthenticator, operator_key_sha256
+from server.config import Config, ConfigError, split_host_port
+from server.grpc_server import GrpcServer, start_grpc_server
+from server.services import unimplemented_servicers
+from server.storage.base import Store
+from server.storage.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+
+async def open_store(database_url: str) -> Store:
+    """The store the URL names, migrated to the newest schema."""
+    if database_url.startswith("sqlite:"):
+        store: Store = await SqliteStore.open(database_url)
+    else:
+        raise ConfigError("database_url must be sqlite:///path (PostgreSQL support is not built yet)")
+    try:
+        version = await store.migrate()
+    except BaseException:
+        await store.close()
+        raise
+    log.info("database schema at version %d", version)
+    return store
+
+
+@dataclasses.dataclass
+class Tollgate:
+    """A running Tollgate: the gRPC server, the gateway in front of it, and what they share."""
+
+    store: Store
+    grpc: GrpcServer
+    http: HttpServer
+    channel: grpc.aio.Channel
+    generated_operator_key: str | None
+
+    async def stop(self, grace: float) -> None:
+        """Graceful shutdown: stop accepting, drain in-flight calls within `grace`, close in reverse order."""
+        await asyncio.gather(self.http.stop(grace), self.grpc.stop(grace))
+        await self.channel.close()
+        await self.store.close()
+
+
+async def start(config: Config) -> Tollgate:
+    """Opens storage, starts the gRPC server and the gateway; returns with both accepting connections."""
+    store = await open_store(config.database_url)
+    try:
+        key_sha256, generated_key = await operator_key_sha256(store, config.admin_key)
+        authenticator = ChainAuthenticator([OperatorKeyAuthenticator(key_sha256)])
+        grpc_server = await start_grpc_server(config.grpc.listen, unimplemented_servicers(), authenticator, ACCESS)
+    except BaseException:
+        await store.close()
+        raise
+    grpc_host, _ = split_host_port(config.grpc.listen)
+    channel = grpc.aio.insecure_channel(f"{_loopback(grpc_host)}:{grpc_server.port}")
+    http_host, http_port = split_host_port(config.http.listen)
+    try:
+        app = create_gateway_app(channel, request_timeout=config.http.request_timeout_seconds)
+        http = await start_http_server(app, http_host, http_port, log_level=config.log_level)
+    except BaseException:
+        await channel.close()
+        await grpc_server.stop(0)
+        await store.close()
+        raise
+    return Tollgate(store, grpc_server, http, channel, generated_key)
+
+
+def _loopback(host: str) -> str:
+    """Where a process reaches its own server bound to `host`."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,83 @@
+"""The `tollgate` command: serve, or run the gateway alone in front of a remote gRPC server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import grpc
+
+from gateway.app import create_gateway_app
+from gateway.http_server import start_http_server
+from server.bootstrap import start
+from server.config import Config, load_config, split_host_port
+from server.errors import TollgateError
+
+log = logging.getLogger("tollgate")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+        logging.basicConfig(
+            level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        )
+        if args.command == "serve":
+            asyncio.run(_serve(config))
+        elif args.command == "gateway":
+            asyncio.run(_gateway(config, args.grpc_target or config.http.grpc_target))
+    except TollgateError as exc:
+        print(f"tollgate: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tollgate", description="LLM API relay with per-token billing.")
+    parser.add_argument("--config", help="TOML configuration file (default: $TOLLGATE_CONFIG)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the gRPC server and the REST gateway in one process")
+    gateway = commands.add_parser("gateway", help="run only the REST gateway, in front of a remote gRPC server")
+    gateway.add_argument("--grpc-target", help="host:port of the gRPC server (default: http.grpc_target)")
+    return parser
+
+
+async def _serve(config: Config) -> None:
+    tollgate = await start(config)
+    if tollgate.generated_operator_key:
+        # Printed once, on the first start of an empty database; only its hash is stored.
+        print(f"tollgate: generated operator key (shown once): {tollgate.generated_operator_key}", file=sys.stderr)
+    log.info("gRPC listening on port %d", tollgate.grpc.port)
+    log.info("HTTP listening on port %d", tollgate.http.port)
+    await _until_signal()
+    log.info("shutting down: draining for up to %.0f s", config.grpc.shutdown_grace_seconds)
+    await tollgate.stop(config.grpc.shutdown_grace_seconds)
+    log.info("stopped")
+
+
+async def _gateway(config: Config, grpc_target: str) -> None:
+    if not grpc_target:
+        raise TollgateError("tollgate gateway needs --grpc-target HOST:PORT (or http.grpc_target)")
+    host, port = split_host_port(config.http.listen)
+    async with grpc.aio.insecure_channel(grpc_target) as channel:
+        app = create_gateway_app(channel, request_timeout=config.http.request_timeout_seconds)
+        http = await start_http_server(app, host, port, log_level=config.log_level)
+        log.info("HTTP listening on port %d, calling gRPC at %s", http.port, grpc_target)
+        await _until_signal()
+        await http.stop(config.grpc.shutdown_grace_seconds)
+
+
+async def _until_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

@@ -1,0 +1,130 @@
+"""The one error tree of Tollgate's domain; the gRPC edge turns each kind into a status with details.
+
+    TollgateError
+    ├── InvalidArgumentError       INVALID_ARGUMENT     invalid_request_error
+    ├── AuthenticationError        UNAUTHENTICATED      invalid_api_key
+    ├── PermissionDeniedError      PERMISSION_DENIED    permission_denied
+    ├── NotFoundError              NOT_FOUND            not_found
+    ├── ConflictError              ABORTED              conflict
+    ├── UnavailableError           UNAVAILABLE          service_unavailable
+    ├── UnimplementedError         UNIMPLEMENTED        not_implemented
+    └── InternalError              INTERNAL             internal_error
+
+Each class declares its status code, its reason (the OpenAI error `code`, also the google.rpc.ErrorInfo
+reason) and its OpenAI error `type`. Messages are shown to clients: never put a secret in one.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import ClassVar
+
+ERROR_DOMAIN = "tollgate"
+
+
+class StatusCode(enum.IntEnum):
+    """gRPC status codes, mirrored so the domain needs no grpc import."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
+
+
+class TollgateError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    status: ClassVar[StatusCode] = StatusCode.INTERNAL
+    reason: ClassVar[str] = "internal_error"
+    error_type: ClassVar[str] = "server_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        param: str | None = None,
+        retry_after: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason  # type: ignore[misc]  # a narrower reason for this instance
+        self.param = param
+        self.retry_after = retry_after
+        self.metadata = dict(metadata or {})
+
+
+class InvalidArgumentError(TollgateError):
+    """The request is malformed or names something that cannot be used."""
+
+    status = StatusCode.INVALID_ARGUMENT
+    reason = "invalid_request_error"
+    error_type = "invalid_request_error"
+
+
+class AuthenticationError(TollgateError):
+    """No credential, or one that is unknown, deleted, disabled or expired."""
+
+    status = StatusCode.UNAUTHENTICATED
+    reason = "invalid_api_key"
+    error_type = "invalid_request_error"
+
+
+class PermissionDeniedError(TollgateError):
+    """A valid credential that may not make this call."""
+
+    status = StatusCode.PERMISSION_DENIED
+    reason = "permission_denied"
+    error_type = "invalid_request_error"
+
+
+class NotFoundError(TollgateError):
+    """The named thing does not exist, or belongs to someone else."""
+
+    status = StatusCode.NOT_FOUND
+    reason = "not_found"
+    error_type = "invalid_request_error"
+
+
+class ConflictError(TollgateError):
+    """The call collides with another one (a duplicate in flight, a name taken)."""
+
+    status = StatusCode.ABORTED
+    reason = "conflict"
+    error_type = "invalid_request_error"
+
+
+class UnavailableError(TollgateError):
+    """A dependency is down or the service is shutting down; retry later."""
+
+    status = StatusCode.UNAVAILABLE
+    reason = "service_unavailable"
+    error_type = "server_error"
+
+
+class UnimplementedError(TollgateError):
+    """The method exists in the contract but this server does not serve it."""
+
+    status = StatusCode.UNIMPLEMENTED
+    reason = "not_implemented"
+    error_type = "invalid_request_error"
+
+
+class InternalError(TollgateError):
+    """A bug or a broken invariant; the client sees a generic message."""

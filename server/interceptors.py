@@ -1,0 +1,160 @@
+"""The gRPC edge: request id, authentication against the access table, domain errors to statuses.
+
+One interceptor does all three so each call pays for one wrapper; wrapped handlers are cached per method.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import grpc
+from google.rpc import status_pb2
+
+from server.access import ANONYMOUS, Principal, Role
+from server.auth import Authenticator
+from server.errors import AuthenticationError, PermissionDeniedError, TollgateError, UnimplementedError
+from server.rpc_status import STATUS_DETAILS_KEY, error_status, internal_status
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+PRINCIPAL: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal", default=ANONYMOUS)
+
+_MAX_REQUEST_ID = 128
+
+
+def current_principal() -> Principal:
+    """The caller of the RPC running in this task."""
+    return PRINCIPAL.get()
+
+
+class EdgeInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses methods missing from the access table, authenticates, and maps errors for every call."""
+
+    def __init__(self, access: Mapping[str, frozenset[Role]], authenticator: Authenticator) -> None:
+        self._access = access
+        self._authenticator = authenticator
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        cached = self._wrapped.get(method)
+        if cached is not None:
+            return cached
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        roles = self._access.get(method)
+        if roles is None:
+            log.error("method %s is not in the access table; refusing it", method)
+            roles = frozenset()
+        wrapped = self._wrap(handler, roles)
+        self._wrapped[method] = wrapped
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, roles: frozenset[Role]) -> grpc.RpcMethodHandler:
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, roles),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            # An async generator yields its responses; a coroutine writes them through the context.
+            wrap = self._streaming if inspect.isasyncgenfunction(handler.unary_stream) else self._unary
+            return grpc.unary_stream_rpc_method_handler(
+                wrap(handler.unary_stream, roles),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        # Client-streaming methods (reflection) are public: checked here once, served as they are.
+        if Role.PUBLIC not in roles:
+            raise RuntimeError("client-streaming methods must be public")
+        return handler
+
+    def _unary(self, behavior: Callable[..., Awaitable[Any]], roles: frozenset[Role]) -> Callable[..., Awaitable[Any]]:
+        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                await self._enter(context, roles)
+                return await behavior(request, context)
+            except Exception as exc:
+                await _abort(context, exc)
+
+        return call
+
+    def _streaming(
+        self, behavior: Callable[..., AsyncIterator[Any]], roles: frozenset[Role]
+    ) -> Callable[..., AsyncIterator[Any]]:
+        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            try:
+                await self._enter(context, roles)
+                async for response in behavior(request, context):
+                    yield response
+            except Exception as exc:
+                await _abort(context, exc)
+
+        return call
+
+    async def _enter(self, context: grpc.aio.ServicerContext[Any, Any], roles: frozenset[Role]) -> None:
+        """Sets the request id and the principal for this call; raises if the caller may not make it."""
+        metadata = _metadata(context)
+        request_id = metadata.get("x-request-id", "")[:_MAX_REQUEST_ID] or uuid.uuid4().hex
+        REQUEST_ID.set(request_id)
+        if Role.PUBLIC in roles:
+            return
+        credential = _bearer(metadata)
+        if not credential:
+            raise AuthenticationError("missing credential: send `authorization: Bearer <key>`")
+        principal = await self._authenticator.authenticate(credential)
+        if principal is None:
+            raise AuthenticationError("invalid credential")
+        if principal.role not in roles:
+            raise PermissionDeniedError("this credential may not call this method", reason="wrong_credential_kind")
+        PRINCIPAL.set(principal)
+
+
+def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
+    pairs = context.invocation_metadata() or ()
+    return {key: value for key, value in pairs if isinstance(value, str)}
+
+
+def _bearer(metadata: Mapping[str, str]) -> str:
+    value = metadata.get("authorization", "")
+    scheme, _, credential = value.partition(" ")
+    if scheme.lower() != "bearer":
+        return ""
+    return credential.strip()
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
+    if isinstance(exc, grpc.aio.AbortError):
+        raise exc
+    request_id = REQUEST_ID.get()
+    if isinstance(exc, TollgateError):
+        status = error_status(exc, request_id)
+    elif isinstance(exc, NotImplementedError):
+        status = error_status(UnimplementedError("this method is not implemented yet"), request_id)
+    else:
+        log.exception("unexpected error in request %s", request_id)
+        status = internal_status(request_id)
+    await _abort_with(context, status)
+
+
+async def _abort_with(context: grpc.aio.ServicerContext[Any, Any], status: status_pb2.Status) -> None:
+    await context.abort(
+        _GRPC_CODES[status.code],
+        status.message,
+        trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),),
+    )
+
+
+_GRPC_CODES: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}
