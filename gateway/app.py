@@ -1,0 +1,39 @@
+"""The gateway's composition: Tollgate's services, transcoded from their google.api.http bindings."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from google.rpc import status_pb2
+from starlette.applications import Starlette
+from starlette.responses import Response
+from tollgate.v1 import account_pb2, billing_pb2, relay_pb2, token_pb2
+
+from gateway.openai.errors import openai_error_response
+from gateway.transcode_app import create_transcoder_app
+from gateway.transcoder import status_response
+
+OPENAI_PREFIX = "/v1/"
+
+
+def tollgate_services() -> list[ServiceDescriptor]:
+    """Every service of the tollgate.v1 contract."""
+    return [
+        service
+        for module in (relay_pb2, token_pb2, billing_pb2, account_pb2)
+        for service in module.DESCRIPTOR.services_by_name.values()
+    ]
+
+
+def error_response(path: str, status: status_pb2.Status, headers: dict[str, str]) -> Response:
+    """OpenAI's error envelope on the OpenAI-compatible routes, google.rpc.Status JSON elsewhere."""
+    if path.startswith(OPENAI_PREFIX):
+        return openai_error_response(status, headers)
+    return status_response(status, headers)
+
+
+def create_gateway_app(channel: grpc.aio.Channel, *, request_timeout: float) -> Starlette:
+    """The REST/SSE edge in front of the gRPC server reached through `channel`."""
+    return create_transcoder_app(
+        channel, tollgate_services(), default_timeout=request_timeout, error_responder=error_response
+    )

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible layer: hand-written codecs for the routes whose contract HttpRule cannot say."""

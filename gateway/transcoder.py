@@ -1,0 +1,207 @@
+"""Dispatch of a matched REST request over a grpc.aio channel: unary JSON or newline-delimited stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import message as message_lib
+from google.rpc import status_pb2
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from gateway.codec import CodecError, decode_request, dump_json, encode_response
+from gateway.errors import error_headers, make_status, status_from_rpc_error, status_http_status, status_to_json
+from gateway.metadata import REQUEST_ID_HEADER, CallOptions, MetadataError, call_options
+from gateway.routing import Route, RouteMatch
+
+JSON = "application/json"
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+_T = TypeVar("_T")
+
+Message = message_lib.Message
+UnaryCallable = grpc.aio.UnaryUnaryMultiCallable[Message, Message]
+StreamCallable = grpc.aio.UnaryStreamMultiCallable[Message, Message]
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+class _DisconnectedError(Exception):
+    pass
+
+
+def status_response(status: status_pb2.Status, headers: dict[str, str] | None = None) -> Response:
+    """A google.rpc.Status JSON error response with grpc-gateway's HTTP status and Retry-After."""
+    return Response(
+        dump_json(status_to_json(status)),
+        status_code=status_http_status(status),
+        media_type=JSON,
+        headers={**error_headers(status), **(headers or {})},
+    )
+
+
+ErrorResponder = Callable[[str, status_pb2.Status, dict[str, str]], Response]
+"""(request path, status, headers) → the error response, so a layer can choose its error shape by path."""
+
+
+def _status_responder(path: str, status: status_pb2.Status, headers: dict[str, str]) -> Response:
+    return status_response(status, headers)
+
+
+class Transcoder:
+    """Calls the gRPC method of a matched route and answers in proto3 JSON.
+
+    Client disconnects cancel the call. Server-streaming methods answer newline-delimited
+    `{"result": …}` objects; an error before the first message is an ordinary error response,
+    after it an `{"error": <Status>}` line ends the stream.
+    """
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        *,
+        default_timeout: float | None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        error_responder: ErrorResponder = _status_responder,
+    ) -> None:
+        self.error_response = error_responder
+        self._channel = channel
+        self._default_timeout = default_timeout
+        self._max_body_bytes = max_body_bytes
+        self._unary: dict[str, UnaryCallable] = {}
+        self._streams: dict[str, StreamCallable] = {}
+
+    async def handle(self, match: RouteMatch, request: Request) -> Response:
+        route = match.route
+        path = request.url.path
+        client_host = request.client.host if request.client else None
+        try:
+            options = call_options(request.headers, client_host, default_timeout=self._default_timeout)
+        except MetadataError as exc:
+            return self.error_response(path, make_status(grpc.StatusCode.INVALID_ARGUMENT, str(exc)), {})
+        headers = {REQUEST_ID_HEADER: options.request_id}
+        try:
+            body = await self._read_body(request)
+        except _BodyTooLargeError:
+            too_large = f"request body exceeds {self._max_body_bytes} bytes"
+            status = make_status(grpc.StatusCode.INVALID_ARGUMENT, too_large, reason="request_too_large")
+            return self.error_response(path, status, headers)
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        try:
+            message = decode_request(route, match.path_params, query, body)
+        except CodecError as exc:
+            return self.error_response(path, make_status(grpc.StatusCode.INVALID_ARGUMENT, str(exc)), headers)
+        try:
+            if route.server_streaming:
+                return await self._call_stream(route, message, options, request.receive, headers)
+            return await self._call_unary(route, message, options, request.receive, headers)
+        except grpc.aio.AioRpcError as exc:
+            return self.error_response(path, status_from_rpc_error(exc), headers)
+        except _DisconnectedError:
+            return Response(status_code=499, headers=headers)
+
+    async def _call_unary(
+        self, route: Route, message: Message, options: CallOptions, receive: Receive, headers: dict[str, str]
+    ) -> Response:
+        call = self._unary_callable(route)(message, timeout=options.timeout, metadata=options.metadata)
+        reply = await _unless_disconnected(call, call, receive)
+        return Response(dump_json(encode_response(route, reply)), media_type=JSON, headers=headers)
+
+    async def _call_stream(
+        self, route: Route, message: Message, options: CallOptions, receive: Receive, headers: dict[str, str]
+    ) -> Response:
+        call = self._stream_callable(route)(message, timeout=options.timeout, metadata=options.metadata)
+        try:
+            first = await _unless_disconnected(call.read(), call, receive)
+        except BaseException:
+            call.cancel()
+            raise
+        return _CallStreamResponse(call, _stream_lines(route, first, call), media_type=JSON, headers=headers)
+
+    def _unary_callable(self, route: Route) -> UnaryCallable:
+        found = self._unary.get(route.grpc_method)
+        if found is None:
+            found = self._channel.unary_unary(
+                route.grpc_method,
+                request_serializer=route.request_class.SerializeToString,
+                response_deserializer=route.response_class.FromString,
+            )
+            self._unary[route.grpc_method] = found
+        return found
+
+    def _stream_callable(self, route: Route) -> StreamCallable:
+        found = self._streams.get(route.grpc_method)
+        if found is None:
+            found = self._channel.unary_stream(
+                route.grpc_method,
+                request_serializer=route.request_class.SerializeToString,
+                response_deserializer=route.response_class.FromString,
+            )
+            self._streams[route.grpc_method] = found
+        return found
+
+    async def _read_body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self._max_body_bytes:
+            raise _BodyTooLargeError
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                raise _BodyTooLargeError
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+async def _unless_disconnected(operation: Awaitable[_T], call: grpc.aio.Call, receive: Receive) -> _T:
+    """Await a call step; if the client disconnects meanwhile, cancel the call and raise _DisconnectedError."""
+    disconnected = asyncio.Event()
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        disconnected.set()
+        call.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await operation
+    except asyncio.CancelledError:
+        if disconnected.is_set():
+            raise _DisconnectedError from None
+        raise
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+
+
+async def _stream_lines(
+    route: Route, first: Any, call: grpc.aio.UnaryStreamCall[Message, Message]
+) -> AsyncIterator[bytes]:
+    item = first
+    try:
+        while item is not grpc.aio.EOF:
+            yield dump_json({"result": encode_response(route, item)}) + b"\n"
+            item = await call.read()
+    except grpc.aio.AioRpcError as exc:
+        yield dump_json({"error": status_to_json(status_from_rpc_error(exc))}) + b"\n"
+
+
+class _CallStreamResponse(StreamingResponse):
+    """A streaming response that cancels its gRPC call however the response ends."""
+
+    def __init__(self, call: grpc.aio.Call, content: AsyncIterator[bytes], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._call = call
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._call.cancel()
