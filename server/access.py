@@ -10,6 +10,8 @@ import dataclasses
 import enum
 from collections.abc import Mapping
 
+from server.domain.records import ApiToken
+
 
 class Role(enum.Enum):
     """The kinds of caller."""
@@ -30,7 +32,10 @@ class Principal:
 
     role: Role
     account_id: str = ""
-    token_id: str = ""
+    token: ApiToken | None = None
+    """The API token of an API_TOKEN caller, with its limits and allow-lists."""
+    session_hash: str = ""
+    """The session of a SESSION (or operator console) caller, by the hash of its token."""
 
 
 ANONYMOUS = Principal(Role.PUBLIC)
@@ -71,5 +76,5 @@ ACCESS: Mapping[str, frozenset[Role]] = {
     _ACCOUNTS + "DisableAccount": _OPERATOR,
     _ACCOUNTS + "CreditAccount": _OPERATOR,
     _ACCOUNTS + "CreateSession": _PUBLIC,
-    _ACCOUNTS + "DeleteSession": _SESSION,
+    _ACCOUNTS + "DeleteSession": _SESSION_OR_OPERATOR,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import sys
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -18,8 +19,11 @@ OPERATOR_KEY_PREFIX = "tgop-"
 class Authenticator(Protocol):
     """Recognises one kind of credential."""
 
-    async def authenticate(self, credential: str) -> Principal | None:
-        """The principal behind `credential`, or None if this authenticator does not recognise it."""
+    async def authenticate(self, credential: str, client_ip: str) -> Principal | None:
+        """The principal behind `credential`, or None if this authenticator does not recognise it.
+
+        Raises AuthenticationError or PermissionDeniedError for a credential it recognises but refuses.
+        """
         ...
 
 
@@ -34,7 +38,7 @@ class OperatorKeyAuthenticator:
     def __init__(self, key_sha256: str) -> None:
         self._key_sha256 = key_sha256.encode("ascii")
 
-    async def authenticate(self, credential: str) -> Principal | None:
+    async def authenticate(self, credential: str, client_ip: str) -> Principal | None:
         if hmac.compare_digest(sha256_hex(credential).encode("ascii"), self._key_sha256):
             return Principal(Role.OPERATOR)
         return None
@@ -46,9 +50,9 @@ class ChainAuthenticator:
     def __init__(self, authenticators: Sequence[Authenticator]) -> None:
         self._authenticators = tuple(authenticators)
 
-    async def authenticate(self, credential: str) -> Principal | None:
+    async def authenticate(self, credential: str, client_ip: str) -> Principal | None:
         for authenticator in self._authenticators:
-            principal = await authenticator.authenticate(credential)
+            principal = await authenticator.authenticate(credential, client_ip)
             if principal is not None:
                 return principal
         return None
@@ -72,3 +76,8 @@ async def operator_key_sha256(store: Store, configured_key: str) -> tuple[str, s
     stored = await store.get_setting(OPERATOR_KEY_SETTING)
     assert stored is not None
     return stored, None
+
+
+def print_operator_key(key: str) -> None:
+    """Shows a generated operator key, once, on standard error; it is never logged or stored."""
+    print(f"tollgate: generated operator key (shown once): {key}", file=sys.stderr)

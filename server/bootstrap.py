@@ -11,10 +11,20 @@ import grpc
 from gateway.app import create_gateway_app
 from gateway.http_server import HttpServer, start_http_server
 from server.access import ACCESS
-from server.auth import ChainAuthenticator, OperatorKeyAuthenticator, operator_key_sha256
+from server.auth import Authenticator, ChainAuthenticator, OperatorKeyAuthenticator, operator_key_sha256
 from server.config import Config, ConfigError, split_host_port
+from server.domain.accounts import Accounts
+from server.domain.catalogue import Catalogue
+from server.domain.login_throttle import LoginThrottle
+from server.domain.passwords import Passwords
+from server.domain.sessions import Sessions
+from server.domain.tokens import Tokens
 from server.grpc_server import GrpcServer, start_grpc_server
-from server.services import unimplemented_servicers
+from server.services import Servicers
+from server.services.accounts import AccountServicer
+from server.services.billing import BillingServicer
+from server.services.relay import RelayServicer
+from server.services.tokens import TokenServicer
 from server.storage.base import Store
 from server.storage.sqlite import SqliteStore
 
@@ -36,19 +46,52 @@ async def open_store(database_url: str) -> Store:
     return store
 
 
+@dataclasses.dataclass(frozen=True)
+class Domain:
+    """The domain services, built once per process over one store."""
+
+    accounts: Accounts
+    sessions: Sessions
+    tokens: Tokens
+    catalogue: Catalogue
+
+    def servicers(self) -> Servicers:
+        return Servicers(
+            relay=RelayServicer(self.catalogue),
+            tokens=TokenServicer(self.tokens),
+            billing=BillingServicer(self.accounts),
+            accounts=AccountServicer(self.accounts, self.sessions),
+        )
+
+    def authenticator(self, operator_key_sha256: str) -> Authenticator:
+        """API keys, console sessions, then the operator key."""
+        return ChainAuthenticator([self.tokens, self.sessions, OperatorKeyAuthenticator(operator_key_sha256)])
+
+
+def build_domain(store: Store, config: Config, operator_key_sha256: str, passwords: Passwords | None = None) -> Domain:
+    passwords = passwords or Passwords()
+    catalogue = Catalogue(config.models)
+    return Domain(
+        accounts=Accounts(store.accounts, passwords),
+        sessions=Sessions(store.accounts, store.sessions, passwords, LoginThrottle(), operator_key_sha256),
+        tokens=Tokens(store.tokens, catalogue.ids()),
+        catalogue=catalogue,
+    )
+
+
 @dataclasses.dataclass
 class Tollgate:
     """A running Tollgate: the gRPC server, the gateway in front of it, and what they share."""
 
     store: Store
-    grpc: GrpcServer
-    http: HttpServer
+    grpc_server: GrpcServer
+    http_server: HttpServer
     channel: grpc.aio.Channel
     generated_operator_key: str | None
 
     async def stop(self, grace: float) -> None:
         """Graceful shutdown: stop accepting, drain in-flight calls within `grace`, close in reverse order."""
-        await asyncio.gather(self.http.stop(grace), self.grpc.stop(grace))
+        await asyncio.gather(self.http_server.stop(grace), self.grpc_server.stop(grace))
         await self.channel.close()
         await self.store.close()
 
@@ -58,8 +101,10 @@ async def start(config: Config) -> Tollgate:
     store = await open_store(config.database_url)
     try:
         key_sha256, generated_key = await operator_key_sha256(store, config.admin_key)
-        authenticator = ChainAuthenticator([OperatorKeyAuthenticator(key_sha256)])
-        grpc_server = await start_grpc_server(config.grpc.listen, unimplemented_servicers(), authenticator, ACCESS)
+        domain = build_domain(store, config, key_sha256)
+        grpc_server = await start_grpc_server(
+            config.grpc.listen, domain.servicers(), domain.authenticator(key_sha256), ACCESS
+        )
     except BaseException:
         await store.close()
         raise

@@ -13,8 +13,10 @@ import grpc
 
 from gateway.app import create_gateway_app
 from gateway.http_server import start_http_server
+from server import admin_cli
+from server.auth import print_operator_key
 from server.bootstrap import start
-from server.config import Config, load_config, split_host_port
+from server.config import Config, ConfigError, load_config, split_host_port
 from server.errors import TollgateError
 
 log = logging.getLogger("tollgate")
@@ -32,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_serve(config))
         elif args.command == "gateway":
             asyncio.run(_gateway(config, args.grpc_target or config.http.grpc_target))
+        else:
+            asyncio.run(admin_cli.run(config, args))
     except TollgateError as exc:
         print(f"tollgate: {exc.message}", file=sys.stderr)
         return 2
@@ -47,16 +51,16 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", help="run the gRPC server and the REST gateway in one process")
     gateway = commands.add_parser("gateway", help="run only the REST gateway, in front of a remote gRPC server")
     gateway.add_argument("--grpc-target", help="host:port of the gRPC server (default: http.grpc_target)")
+    admin_cli.add_commands(commands)
     return parser
 
 
 async def _serve(config: Config) -> None:
     tollgate = await start(config)
     if tollgate.generated_operator_key:
-        # Printed once, on the first start of an empty database; only its hash is stored.
-        print(f"tollgate: generated operator key (shown once): {tollgate.generated_operator_key}", file=sys.stderr)
-    log.info("gRPC listening on port %d", tollgate.grpc.port)
-    log.info("HTTP listening on port %d", tollgate.http.port)
+        print_operator_key(tollgate.generated_operator_key)
+    log.info("gRPC listening on port %d", tollgate.grpc_server.port)
+    log.info("HTTP listening on port %d", tollgate.http_server.port)
     await _until_signal()
     log.info("shutting down: draining for up to %.0f s", config.grpc.shutdown_grace_seconds)
     await tollgate.stop(config.grpc.shutdown_grace_seconds)
@@ -65,7 +69,7 @@ async def _serve(config: Config) -> None:
 
 async def _gateway(config: Config, grpc_target: str) -> None:
     if not grpc_target:
-        raise TollgateError("tollgate gateway needs --grpc-target HOST:PORT (or http.grpc_target)")
+        raise ConfigError("tollgate gateway needs --grpc-target HOST:PORT (or http.grpc_target)")
     host, port = split_host_port(config.http.listen)
     async with grpc.aio.insecure_channel(grpc_target) as channel:
         app = create_gateway_app(channel, request_timeout=config.http.request_timeout_seconds)

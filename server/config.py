@@ -46,6 +46,48 @@ class HttpConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """One model users can call, under the id users know it by (a `[models."id"]` table)."""
+
+    kind: str = "chat"
+    """chat | embedding."""
+    owned_by: str = ""
+    """Who makes the model, as OpenAI's model list shows it."""
+    context_window: int = 0
+    """Prompt and output tokens together."""
+    max_output_tokens: int = 0
+    """The largest answer; also the default output limit."""
+    reasoning: bool = False
+    """Reasons before answering: longer timeouts, reasoning_content."""
+    vision: bool = False
+    """Accepts image parts."""
+    fallbacks: tuple[str, ...] = ()
+    """Models tried in order when this one fails."""
+
+
+def default_models() -> dict[str, ModelConfig]:
+    """The catalogue served when the configuration file has no `[models]` tables."""
+    return {
+        "deepseek-chat": ModelConfig(owned_by="deepseek", context_window=65_536, max_output_tokens=8_192),
+        "deepseek-reasoner": ModelConfig(
+            owned_by="deepseek", context_window=65_536, max_output_tokens=32_768, reasoning=True
+        ),
+        "claude-haiku-4-5": ModelConfig(owned_by="anthropic", context_window=200_000, max_output_tokens=64_000),
+        "claude-sonnet-4-6": ModelConfig(
+            owned_by="anthropic",
+            context_window=200_000,
+            max_output_tokens=64_000,
+            vision=True,
+            fallbacks=("claude-haiku-4-5",),
+        ),
+        "claude-opus-4-7": ModelConfig(
+            owned_by="anthropic", context_window=200_000, max_output_tokens=32_000, vision=True
+        ),
+        "text-embedding-3-small": ModelConfig(kind="embedding", owned_by="openai", context_window=8_191),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """All of Tollgate's settings."""
 
@@ -59,6 +101,10 @@ class Config:
     """debug | info | warning | error."""
     grpc: GrpcConfig = dataclasses.field(default_factory=GrpcConfig)
     http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
+    models: Mapping[str, ModelConfig] = dataclasses.field(
+        default_factory=default_models, metadata={"table_of": ModelConfig}
+    )
+    """The model catalogue: `[models."id"]` tables replace the built-in one (file only, no variables)."""
 
 
 def load_config(path: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -85,6 +131,11 @@ def _build(cls: type[_T], data: Mapping[str, Any], env: Mapping[str, str], prefi
     values: dict[str, Any] = {}
     for name, field in fields.items():
         key = prefix + name
+        table_of = field.metadata.get("table_of")
+        if table_of is not None:
+            if name in data:
+                values[name] = _build_tables(table_of, data[name], key)
+            continue
         section_cls = field.default_factory
         if isinstance(section_cls, type) and dataclasses.is_dataclass(section_cls):
             section = data.get(name, {})
@@ -100,6 +151,12 @@ def _build(cls: type[_T], data: Mapping[str, Any], env: Mapping[str, str], prefi
     return cls(**values)
 
 
+def _build_tables(cls: type[_T], tables: Any, key: str) -> dict[str, _T]:
+    if not isinstance(tables, dict) or not all(isinstance(table, dict) for table in tables.values()):
+        raise ConfigError(f'config key {key} must hold tables, like [{key}."name"]')
+    return {name: _build(cls, table, {}, prefix=f"{key}.{name}.") for name, table in tables.items()}
+
+
 def _field_kind(field: dataclasses.Field[Any]) -> type:
     default = field.default
     if default is dataclasses.MISSING:
@@ -111,6 +168,10 @@ def _check_type(key: str, value: Any, field: dataclasses.Field[Any]) -> Any:
     kind = _field_kind(field)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is tuple:
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"config key {key} must be a list of strings")
+        return tuple(value)
     if type(value) is not kind:
         raise ConfigError(f"config key {key} must be a {kind.__name__}, not {type(value).__name__}")
     return value
@@ -120,6 +181,8 @@ def _parse_env(name: str, raw: str, field: dataclasses.Field[Any]) -> Any:
     kind = _field_kind(field)
     if kind is str:
         return raw
+    if kind is tuple:
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
     if kind is bool:
         lowered = raw.strip().lower()
         if lowered in ("1", "true", "yes", "on"):

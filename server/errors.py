@@ -5,7 +5,9 @@
     ├── AuthenticationError        UNAUTHENTICATED      invalid_api_key
     ├── PermissionDeniedError      PERMISSION_DENIED    permission_denied
     ├── NotFoundError              NOT_FOUND            not_found
+    ├── AlreadyExistsError         ALREADY_EXISTS       already_exists
     ├── ConflictError              ABORTED              conflict
+    ├── RateLimitedError           RESOURCE_EXHAUSTED   rate_limit_exceeded
     ├── UnavailableError           UNAVAILABLE          service_unavailable
     ├── UnimplementedError         UNIMPLEMENTED        not_implemented
     └── InternalError              INTERNAL             internal_error
@@ -102,12 +104,28 @@ class NotFoundError(TollgateError):
     error_type = "invalid_request_error"
 
 
+class AlreadyExistsError(TollgateError):
+    """Something with this name or key exists already."""
+
+    status = StatusCode.ALREADY_EXISTS
+    reason = "already_exists"
+    error_type = "invalid_request_error"
+
+
 class ConflictError(TollgateError):
     """The call collides with another one (a duplicate in flight, a name taken)."""
 
     status = StatusCode.ABORTED
     reason = "conflict"
     error_type = "invalid_request_error"
+
+
+class RateLimitedError(TollgateError):
+    """Too many calls; `retry_after` says when to come back."""
+
+    status = StatusCode.RESOURCE_EXHAUSTED
+    reason = "rate_limit_exceeded"
+    error_type = "rate_limit_error"
 
 
 class UnavailableError(TollgateError):

@@ -10,7 +10,7 @@ import inspect
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.rpc import status_pb2
@@ -24,13 +24,27 @@ log = logging.getLogger(__name__)
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 PRINCIPAL: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal", default=ANONYMOUS)
+CLIENT_IP: contextvars.ContextVar[str] = contextvars.ContextVar("client_ip", default="")
 
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
 _MAX_REQUEST_ID = 128
+_LOOPBACK = frozenset({"127.0.0.1", "::1"})
 
 
 def current_principal() -> Principal:
     """The caller of the RPC running in this task."""
     return PRINCIPAL.get()
+
+
+def current_client_ip() -> str:
+    """The address of the caller of the RPC running in this task ("" if unknown)."""
+    return CLIENT_IP.get()
+
+
+def metadata_value(context: grpc.aio.ServicerContext[Any, Any], key: str) -> str:
+    """One text metadata value of the call ("" when absent)."""
+    return _metadata(context).get(key, "")
 
 
 class EdgeInterceptor(grpc.aio.ServerInterceptor):
@@ -39,14 +53,14 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, access: Mapping[str, frozenset[Role]], authenticator: Authenticator) -> None:
         self._access = access
         self._authenticator = authenticator
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[_Req, _Resp] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
+        method = handler_call_details.method
         cached = self._wrapped.get(method)
         if cached is not None:
             return cached
@@ -61,7 +75,9 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         self._wrapped[method] = wrapped
         return wrapped
 
-    def _wrap(self, handler: grpc.RpcMethodHandler, roles: frozenset[Role]) -> grpc.RpcMethodHandler:
+    def _wrap(
+        self, handler: grpc.RpcMethodHandler[_Req, _Resp], roles: frozenset[Role]
+    ) -> grpc.RpcMethodHandler[_Req, _Resp]:
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, roles),
@@ -81,7 +97,7 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
             raise RuntimeError("client-streaming methods must be public")
         return handler
 
-    def _unary(self, behavior: Callable[..., Awaitable[Any]], roles: frozenset[Role]) -> Callable[..., Awaitable[Any]]:
+    def _unary(self, behavior: Callable[..., Any], roles: frozenset[Role]) -> Callable[..., Awaitable[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
                 await self._enter(context, roles)
@@ -91,9 +107,7 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
 
         return call
 
-    def _streaming(
-        self, behavior: Callable[..., AsyncIterator[Any]], roles: frozenset[Role]
-    ) -> Callable[..., AsyncIterator[Any]]:
+    def _streaming(self, behavior: Callable[..., Any], roles: frozenset[Role]) -> Callable[..., AsyncIterator[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             try:
                 await self._enter(context, roles)
@@ -109,17 +123,38 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         metadata = _metadata(context)
         request_id = metadata.get("x-request-id", "")[:_MAX_REQUEST_ID] or uuid.uuid4().hex
         REQUEST_ID.set(request_id)
+        address = client_ip(context, metadata)
+        CLIENT_IP.set(address)
         if Role.PUBLIC in roles:
             return
         credential = _bearer(metadata)
         if not credential:
             raise AuthenticationError("missing credential: send `authorization: Bearer <key>`")
-        principal = await self._authenticator.authenticate(credential)
+        principal = await self._authenticator.authenticate(credential, address)
         if principal is None:
             raise AuthenticationError("invalid credential")
         if principal.role not in roles:
             raise PermissionDeniedError("this credential may not call this method", reason="wrong_credential_kind")
         PRINCIPAL.set(principal)
+
+
+def client_ip(context: grpc.aio.ServicerContext[Any, Any], metadata: Mapping[str, str]) -> str:
+    """The caller's address: the gateway's `x-forwarded-for` when the call comes over loopback, else the peer."""
+    peer = _peer_address(context.peer() or "")
+    forwarded = metadata.get("x-forwarded-for", "")
+    if forwarded and peer in _LOOPBACK:
+        return forwarded.split(",")[0].strip()
+    return peer
+
+
+def _peer_address(peer: str) -> str:
+    """`ipv4:127.0.0.1:5000` → `127.0.0.1`; `ipv6:[::1]:5000` → `::1`; other transports → ""."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    if kind == "ipv6":
+        return rest.rpartition(":")[0].strip("[]")
+    return ""
 
 
 def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:

@@ -89,3 +89,40 @@ def test_split_host_port(listen: str, expected: tuple[str, int]) -> None:
 def test_split_host_port_rejects(listen: str) -> None:
     with pytest.raises(ConfigError):
         split_host_port(listen)
+
+
+def test_model_tables_replace_the_default_catalogue(tmp_path: Path) -> None:
+    path = tmp_path / "models.toml"
+    path.write_text(
+        '[models."m-1"]\ncontext_window = 1000\nmax_output_tokens = 100\nfallbacks = ["m-2"]\n'
+        '[models."m-2"]\nkind = "chat"\nvision = true\n'
+    )
+    config = load_config(str(path), environ={})
+    assert set(config.models) == {"m-1", "m-2"}
+    assert config.models["m-1"].fallbacks == ("m-2",)
+    assert config.models["m-2"].vision is True
+
+
+def test_default_catalogue_has_the_sold_models() -> None:
+    models = load_config(None, environ={}).models
+    assert models["deepseek-reasoner"].context_window == 65_536
+    assert models["deepseek-reasoner"].reasoning is True
+    assert models["claude-opus-4-7"].context_window == 200_000
+    assert models["claude-sonnet-4-6"].vision and models["claude-opus-4-7"].vision
+    assert not models["claude-haiku-4-5"].vision
+    assert models["claude-sonnet-4-6"].fallbacks == ("claude-haiku-4-5",)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[models]\nx = 1\n", "config key models must hold tables"),
+        ('[models."x"]\nfallbacks = "y"\n', "config key models.x.fallbacks must be a list of strings"),
+        ('[models."x"]\ncontext = 1\n', "unknown config key"),
+    ],
+)
+def test_model_table_mistakes(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(str(path), environ={})

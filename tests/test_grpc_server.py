@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from tollgate.v1 import account_pb2, relay_pb2, relay_pb2_grpc, token_pb2, token_pb2_grpc
+from grpc_health.v1 import health_pb2
+from tollgate.v1 import account_pb2, billing_pb2, billing_pb2_grpc, relay_pb2, relay_pb2_grpc, token_pb2, token_pb2_grpc
 from tollgate.v1.account_pb2_grpc import AccountServiceStub
 
 from server.access import ACCESS
-from server.auth import OperatorKeyAuthenticator, operator_key_sha256, sha256_hex
-from server.grpc_server import GrpcServer, start_grpc_server
-from server.services import unimplemented_servicers
+from server.auth import operator_key_sha256, sha256_hex
+from server.bootstrap import build_domain
+from server.config import Config
+from server.grpc_server import start_grpc_server
 from server.storage.sqlite import SqliteStore
+from tests.support.grpc_clients import health_status, reflected_services
+from tests.support.inprocess import OPERATOR_KEY, Running
 
-OPERATOR_KEY = "tgop-test-operator-key"
 TOLLGATE_SERVICES = [
     "tollgate.v1.AccountService",
     "tollgate.v1.BillingService",
@@ -29,18 +29,8 @@ TOLLGATE_SERVICES = [
 
 
 @pytest.fixture
-async def grpc_server() -> AsyncIterator[GrpcServer]:
-    server = await start_grpc_server(
-        "127.0.0.1:0", unimplemented_servicers(), OperatorKeyAuthenticator(sha256_hex(OPERATOR_KEY))
-    )
-    yield server
-    await server.stop(0)
-
-
-@pytest.fixture
-async def channel(grpc_server: GrpcServer) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_server.port}") as channel:
-        yield channel
+def channel(running: Running) -> grpc.aio.Channel:
+    return running.channel
 
 
 def _status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
@@ -61,23 +51,20 @@ def _error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
 
 @pytest.mark.parametrize("service", ["", *TOLLGATE_SERVICES])
 async def test_health_reports_serving(channel: grpc.aio.Channel, service: str) -> None:
-    stub = health_pb2_grpc.HealthStub(channel)
-    reply = await stub.Check(health_pb2.HealthCheckRequest(service=service))
-    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    assert await health_status(channel, service) == health_pb2.HealthCheckResponse.SERVING
 
 
 async def test_reflection_lists_the_four_services(channel: grpc.aio.Channel) -> None:
-    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-    request = reflection_pb2.ServerReflectionRequest(list_services="")
-    names = []
-    async for reply in stub.ServerReflectionInfo(iter([request])):
-        names = sorted(service.name for service in reply.list_services_response.service)
-    assert [name for name in names if name.startswith("tollgate.")] == TOLLGATE_SERVICES
+    names = await reflected_services(channel)
+    assert sorted(name for name in names if name.startswith("tollgate.")) == TOLLGATE_SERVICES
     assert "grpc.health.v1.Health" in names
 
 
 def test_access_table_names_every_registered_method() -> None:
-    from tollgate.v1 import account_pb2 as a, billing_pb2 as b, relay_pb2 as r, token_pb2 as t
+    from tollgate.v1 import account_pb2 as a
+    from tollgate.v1 import billing_pb2 as b
+    from tollgate.v1 import relay_pb2 as r
+    from tollgate.v1 import token_pb2 as t
 
     methods = {
         f"/{service.full_name}/{method.name}"
@@ -126,27 +113,41 @@ async def test_operator_on_a_console_method_is_permission_denied(channel: grpc.a
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_operator_reaches_an_operator_method_not_built_yet(channel: grpc.aio.Channel) -> None:
+async def test_operator_reaches_an_operator_method(channel: grpc.aio.Channel) -> None:
     stub = AccountServiceStub(channel)
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.ListAccounts(
-            account_pb2.ListAccountsRequest(), metadata=(("authorization", f"Bearer {OPERATOR_KEY}"),)
-        )
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert _error_info(caught.value).reason == "not_implemented"
+    reply = await stub.ListAccounts(
+        account_pb2.ListAccountsRequest(), metadata=(("authorization", f"Bearer {OPERATOR_KEY}"),)
+    )
+    assert list(reply.accounts) == []
 
 
 async def test_public_method_needs_no_credential(channel: grpc.aio.Channel) -> None:
     stub = AccountServiceStub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.CreateSession(account_pb2.CreateSessionRequest(name="a", password="b"))
+        await stub.CreateSession(account_pb2.CreateSessionRequest(name="nobody", password="wrong password"))
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert _error_info(caught.value).reason == "invalid_credentials"
+
+
+async def test_unbuilt_method_answers_unimplemented_with_error_info(running: Running) -> None:
+    account_id = await running.create_account("alice")
+    session = await running.login("alice")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await billing_pb2_grpc.BillingServiceStub(running.channel).ListPrices(
+            billing_pb2.ListPricesRequest(), metadata=tuple(session.items())
+        )
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert _error_info(caught.value).reason == "not_implemented"
+    assert account_id.startswith("acc_")
 
 
-async def test_method_missing_from_the_access_table_is_refused() -> None:
+async def test_method_missing_from_the_access_table_is_refused(tmp_path: Path) -> None:
     access = {name: roles for name, roles in ACCESS.items() if not name.endswith("/CreateSession")}
+    store = await SqliteStore.open(f"sqlite:///{tmp_path}/t.db")
+    await store.migrate()
+    domain = build_domain(store, Config(), sha256_hex(OPERATOR_KEY))
     server = await start_grpc_server(
-        "127.0.0.1:0", unimplemented_servicers(), OperatorKeyAuthenticator(sha256_hex(OPERATOR_KEY)), access
+        "127.0.0.1:0", domain.servicers(), domain.authenticator(sha256_hex(OPERATOR_KEY)), access
     )
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -160,6 +161,7 @@ async def test_method_missing_from_the_access_table_is_refused() -> None:
             assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     finally:
         await server.stop(0)
+        await store.close()
 
 
 async def test_operator_key_is_generated_once_and_stored_hashed(tmp_path: Path) -> None:

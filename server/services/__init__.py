@@ -29,13 +29,3 @@ class Servicers:
             "tollgate.v1.BillingService",
             "tollgate.v1.AccountService",
         ]
-
-
-def unimplemented_servicers() -> Servicers:
-    """The generated base servicers: every method answers UNIMPLEMENTED until its issue lands."""
-    return Servicers(
-        relay=relay_pb2_grpc.RelayServiceServicer(),  # type: ignore[abstract]  # generated bases are concrete at run time
-        tokens=token_pb2_grpc.TokenServiceServicer(),  # type: ignore[abstract]
-        billing=billing_pb2_grpc.BillingServiceServicer(),  # type: ignore[abstract]
-        accounts=account_pb2_grpc.AccountServiceServicer(),  # type: ignore[abstract]
-    )

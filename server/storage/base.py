@@ -1,12 +1,25 @@
-"""The storage seam: what the rest of Tollgate may ask of a database."""
+"""The storage seam: what the domain may ask of a database, one small Protocol per role."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+from server.domain.records import Account, ApiToken, Credentials, Credit, LedgerEntry, Session
 
 
 class Store(Protocol):
-    """A database with versioned schema migrations."""
+    """A database with versioned schema migrations and site-wide settings, and its roles."""
+
+    @property
+    def accounts(self) -> AccountStore: ...
+
+    @property
+    def sessions(self) -> SessionStore: ...
+
+    @property
+    def tokens(self) -> TokenStore: ...
 
     async def migrate(self) -> int:
         """Applies every pending migration in order, each in its own transaction; returns the schema version."""
@@ -26,4 +39,62 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Releases connections; the store is unusable afterwards."""
+        ...
+
+
+class AccountStore(Protocol):
+    """Accounts, their credentials and credits."""
+
+    async def insert_account(self, account: Account, password_hash: str) -> bool:
+        """Stores a new account; False if the name is taken."""
+        ...
+
+    async def get_account(self, account_id: str) -> Account | None: ...
+
+    async def list_accounts(self, after_id: str, limit: int) -> list[Account]:
+        """Accounts with an id greater than `after_id`, in id order."""
+        ...
+
+    async def credentials(self, name: str) -> Credentials | None: ...
+
+    async def set_account_disabled(self, account_id: str, disabled: bool) -> Account | None: ...
+
+    async def apply_credit(self, credit: Credit) -> tuple[LedgerEntry, str] | None:
+        """Records the credit once per idempotency key, atomically with the balance change.
+
+        Returns the key's ledger entry and the fingerprint stored with the key (the caller compares
+        it with its own to tell a replay from a reuse), or None if the account does not exist.
+        """
+        ...
+
+
+class SessionStore(Protocol):
+    """Console sessions."""
+
+    async def insert_session(self, session: Session, created_at: datetime) -> None: ...
+
+    async def find_session(self, token_hash: str, now: datetime) -> Session | None:
+        """The unexpired session of an enabled account (or the operator's) with this token hash."""
+        ...
+
+    async def delete_session(self, token_hash: str) -> None: ...
+
+
+class TokenStore(Protocol):
+    """API tokens, always scoped by their account."""
+
+    async def insert_token(self, token: ApiToken) -> None: ...
+
+    async def get_token(self, account_id: str, token_id: str) -> ApiToken | None: ...
+
+    async def list_tokens(self, account_id: str, after_id: str, limit: int) -> list[ApiToken]: ...
+
+    async def update_token(self, account_id: str, token_id: str, changes: Mapping[str, Any]) -> ApiToken | None:
+        """Sets the given TokenSettings fields; None if there is no such live token."""
+        ...
+
+    async def delete_token(self, account_id: str, token_id: str, now: datetime) -> bool: ...
+
+    async def find_token_by_key_hash(self, key_hash: str) -> tuple[ApiToken, bool] | None:
+        """The live token with this key hash and whether its account is disabled."""
         ...

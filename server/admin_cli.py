@@ -1,0 +1,99 @@
+"""Operator commands on the database itself: create accounts, credit them, create tokens."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+import uuid
+from datetime import datetime
+
+from server.auth import operator_key_sha256, print_operator_key
+from server.bootstrap import build_domain, open_store
+from server.config import Config
+from server.domain.money import format_usd, parse_usd
+from server.domain.records import TokenSettings
+from server.errors import InvalidArgumentError, NotFoundError
+from server.storage.base import AccountStore
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds `account create|credit` and `token create` to the `tollgate` parser."""
+    account = commands.add_parser("account", help="operator: manage accounts").add_subparsers(
+        dest="action", required=True
+    )
+    create = account.add_parser("create", help="open an account; prints its console password once")
+    create.add_argument("name")
+    create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    create.add_argument("--discount", default="1", help="price multiplier, e.g. 0.9")
+    credit = account.add_parser("credit", help="add money to an account's balance")
+    credit.add_argument("name")
+    credit.add_argument("amount_usd", help='decimal USD, e.g. "25.00"')
+    credit.add_argument("--reason", default="")
+    credit.add_argument("--idempotency-key", help="repeat-safe key (default: a new one)")
+    token = commands.add_parser("token", help="operator: manage API tokens").add_subparsers(
+        dest="action", required=True
+    )
+    token_create = token.add_parser("create", help="create an API token; prints its key once")
+    token_create.add_argument("--account", required=True, help="account name")
+    token_create.add_argument("--name", default="default")
+    token_create.add_argument("--cap", default="0", help="spend cap in USD; 0 = unlimited")
+    token_create.add_argument("--expires", help="expiry, ISO 8601 with a time zone")
+    token_create.add_argument("--models", default="", help="comma-separated model allow-list")
+    token_create.add_argument("--ips", default="", help="comma-separated address/CIDR allow-list")
+    token_create.add_argument("--concurrency", type=int, default=0, help="concurrent requests; 0 = default")
+
+
+async def run(config: Config, args: argparse.Namespace) -> None:
+    """Runs one operator command against the configured database."""
+    store = await open_store(config.database_url)
+    try:
+        key_sha256, generated_key = await operator_key_sha256(store, config.admin_key)
+        if generated_key:
+            print_operator_key(generated_key)
+        domain = build_domain(store, config, key_sha256)
+        if args.command == "account" and args.action == "create":
+            password = sys.stdin.readline().rstrip("\n") if args.password_stdin else secrets.token_urlsafe(18)
+            account = await domain.accounts.create(args.name, password, args.discount)
+            print(f"account {account.name} ({account.id}) created")
+            if not args.password_stdin:
+                print(f"console password (shown once): {password}")
+        elif args.command == "account" and args.action == "credit":
+            account_id = await _account_id(store.accounts, args.name)
+            key = args.idempotency_key or f"cli-{uuid.uuid4()}"
+            entry, account = await domain.accounts.credit(account_id, args.amount_usd, args.reason, key, "operator")
+            print(f"credited {format_usd(entry.amount_micros)} USD; balance {format_usd(account.balance_micros)} USD")
+        elif args.command == "token" and args.action == "create":
+            account_id = await _account_id(store.accounts, args.account)
+            token, key = await domain.tokens.create(account_id, _settings(args))
+            print(f"token {token.name} ({token.id}) created for {args.account}")
+            print(f"API key (shown once): {key}")
+    finally:
+        await store.close()
+
+
+async def _account_id(accounts: AccountStore, name: str) -> str:
+    credentials = await accounts.credentials(name)
+    if credentials is None:
+        raise NotFoundError(f"no account named {name!r}")
+    return credentials.account_id
+
+
+def _settings(args: argparse.Namespace) -> TokenSettings:
+    try:
+        expires = datetime.fromisoformat(args.expires) if args.expires else None
+    except ValueError:
+        raise InvalidArgumentError("--expires must be ISO 8601, e.g. 2027-01-01T00:00:00+00:00") from None
+    if expires is not None and expires.tzinfo is None:
+        raise InvalidArgumentError("--expires needs a time zone, e.g. +00:00")
+    return TokenSettings(
+        name=args.name,
+        spend_cap_micros=parse_usd(args.cap, param="--cap"),
+        expires_at=expires,
+        allowed_models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
+        allowed_ips=tuple(i.strip() for i in args.ips.split(",") if i.strip()),
+        max_concurrency=args.concurrency,
+        requests_per_minute=0,
+        tokens_per_minute=0,
+        disabled=False,
+    )

@@ -1,0 +1,1 @@
+"""The domain: accounts, sessions, tokens and money, free of gRPC, HTTP, database and Redis modules."""

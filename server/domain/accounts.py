@@ -1,0 +1,86 @@
+"""Accounts: opening them, disabling them, and crediting balances exactly once per idempotency key."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from server.domain.clock import utcnow
+from server.domain.ids import new_id
+from server.domain.money import parse_multiplier, parse_usd
+from server.domain.paging import Page, decode_page_token, encode_page_token, page_size
+from server.domain.passwords import Passwords
+from server.domain.records import Account, Credit, LedgerEntry
+from server.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from server.storage.base import AccountStore
+
+OPERATOR_NAME = "operator"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_MAX_REASON = 500
+
+
+class IdempotencyKeyReusedError(InvalidArgumentError):
+    """The Idempotency-Key was already used with a different request."""
+
+    reason = "idempotency_key_reused"
+
+
+class Accounts:
+    """The operator's view of accounts."""
+
+    def __init__(self, store: AccountStore, passwords: Passwords) -> None:
+        self._store = store
+        self._passwords = passwords
+
+    async def create(self, name: str, password: str, discount: str) -> Account:
+        if not _NAME.match(name) or name.lower() == OPERATOR_NAME:
+            raise InvalidArgumentError("name must be 1-64 letters, digits or _.@- (and not 'operator')", param="name")
+        multiplier = parse_multiplier(discount, param="discount")
+        password_hash = await self._passwords.hash(password)
+        account = Account(new_id("acc"), name, False, 0, 0, str(multiplier), utcnow())
+        if not await self._store.insert_account(account, password_hash):
+            raise AlreadyExistsError(f"an account named {name!r} exists", param="name")
+        return account
+
+    async def get(self, account_id: str) -> Account:
+        account = await self._store.get_account(account_id)
+        if account is None:
+            raise NotFoundError("no such account", param="account_id")
+        return account
+
+    async def list(self, size: int, token: str) -> Page[Account]:
+        limit = page_size(size)
+        accounts = await self._store.list_accounts(decode_page_token(token), limit + 1)
+        more = len(accounts) > limit
+        accounts = accounts[:limit]
+        return Page(accounts, encode_page_token(accounts[-1].id) if more else "")
+
+    async def disable(self, account_id: str) -> Account:
+        account = await self._store.set_account_disabled(account_id, True)
+        if account is None:
+            raise NotFoundError("no such account", param="account_id")
+        return account
+
+    async def credit(
+        self, account_id: str, amount_usd: str, reason: str, idempotency_key: str, actor: str
+    ) -> tuple[LedgerEntry, Account]:
+        """Adds money once per key: a replay returns the first result; another body under the key is refused."""
+        if not _IDEMPOTENCY_KEY.match(idempotency_key):
+            raise InvalidArgumentError(
+                "an Idempotency-Key header (1-255 printable characters) is required", param="idempotency_key"
+            )
+        micros = parse_usd(amount_usd, param="amount_usd")
+        if micros == 0:
+            raise InvalidArgumentError("amount_usd must be more than zero", param="amount_usd")
+        if len(reason) > _MAX_REASON:
+            raise InvalidArgumentError(f"reason must have at most {_MAX_REASON} characters", param="reason")
+        fingerprint = hashlib.sha256(f"{account_id}\n{micros}\n{reason}".encode()).hexdigest()
+        credit = Credit(new_id("led"), account_id, micros, actor, reason, idempotency_key, fingerprint, utcnow())
+        outcome = await self._store.apply_credit(credit)
+        if outcome is None:
+            raise NotFoundError("no such account", param="account_id")
+        entry, stored_fingerprint = outcome
+        if stored_fingerprint != fingerprint:
+            raise IdempotencyKeyReusedError("this Idempotency-Key was used for a different credit")
+        return entry, await self.get(account_id)

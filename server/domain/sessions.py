@@ -1,0 +1,74 @@
+"""Console sessions: login with name and password (throttled), logout, and session authentication."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import timedelta
+
+from server.access import Principal, Role
+from server.auth import sha256_hex
+from server.domain.accounts import OPERATOR_NAME
+from server.domain.clock import utcnow
+from server.domain.login_throttle import LoginThrottle
+from server.domain.passwords import Passwords
+from server.domain.records import Session
+from server.errors import AuthenticationError
+from server.storage.base import AccountStore, SessionStore
+
+SESSION_PREFIX = "tgs-"
+SESSION_LIFETIME = timedelta(hours=12)
+
+
+class Sessions:
+    """Logs accounts (and the operator, by name "operator" and the operator key) into the console."""
+
+    def __init__(
+        self,
+        accounts: AccountStore,
+        sessions: SessionStore,
+        passwords: Passwords,
+        throttle: LoginThrottle,
+        operator_key_sha256: str,
+    ) -> None:
+        self._accounts = accounts
+        self._sessions = sessions
+        self._passwords = passwords
+        self._throttle = throttle
+        self._operator_key_sha256 = operator_key_sha256.encode("ascii")
+
+    async def login(self, name: str, password: str, client_ip: str) -> tuple[str, Session]:
+        """A new session token (shown once) and its session; raises AuthenticationError or RateLimitedError."""
+        self._throttle.check(name, client_ip)
+        if name == OPERATOR_NAME:
+            ok = hmac.compare_digest(sha256_hex(password).encode("ascii"), self._operator_key_sha256)
+            account_id = ""
+        else:
+            credentials = await self._accounts.credentials(name)
+            matches = await self._passwords.verify(credentials.password_hash if credentials else None, password)
+            ok = matches and credentials is not None and not credentials.disabled
+            account_id = credentials.account_id if credentials else ""
+        if not ok:
+            self._throttle.failed(name, client_ip)
+            raise AuthenticationError("wrong name or password", reason="invalid_credentials")
+        self._throttle.succeeded(name)
+        token = SESSION_PREFIX + secrets.token_urlsafe(32)
+        now = utcnow()
+        session = Session(sha256_hex(token), account_id, not account_id, now + SESSION_LIFETIME)
+        await self._sessions.insert_session(session, now)
+        return token, session
+
+    async def logout(self, session_hash: str) -> None:
+        await self._sessions.delete_session(session_hash)
+
+    async def authenticate(self, credential: str, client_ip: str) -> Principal | None:
+        """Authenticator of session tokens: the live session's principal, None for other credentials."""
+        if not credential.startswith(SESSION_PREFIX):
+            return None
+        session = await self._sessions.find_session(sha256_hex(credential), utcnow())
+        if session is None:
+            raise AuthenticationError(
+                "the console session has expired or ended; log in again", reason="invalid_session"
+            )
+        role = Role.OPERATOR if session.operator else Role.SESSION
+        return Principal(role, account_id=session.account_id, session_hash=session.token_hash)

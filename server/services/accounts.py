@@ -1,0 +1,74 @@
+"""AccountService: the operator's accounts and credits, and the console's login and logout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from tollgate.v1 import account_pb2, account_pb2_grpc
+
+from server.domain.accounts import Accounts
+from server.domain.sessions import Sessions
+from server.interceptors import current_client_ip, current_principal, metadata_value
+from server.services.convert import account_message, ledger_entry_message, timestamp
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class AccountServicer(account_pb2_grpc.AccountServiceServicer):
+    """Thin adapter over Accounts and Sessions."""
+
+    def __init__(self, accounts: Accounts, sessions: Sessions) -> None:
+        self._accounts = accounts
+        self._sessions = sessions
+
+    async def CreateAccount(
+        self, request: account_pb2.CreateAccountRequest, context: Context
+    ) -> account_pb2.CreateAccountResponse:
+        account = await self._accounts.create(request.name, request.password, request.discount)
+        return account_pb2.CreateAccountResponse(account=account_message(account))
+
+    async def ListAccounts(
+        self, request: account_pb2.ListAccountsRequest, context: Context
+    ) -> account_pb2.ListAccountsResponse:
+        page = await self._accounts.list(request.page_size, request.page_token)
+        return account_pb2.ListAccountsResponse(
+            accounts=[account_message(account) for account in page.items], next_page_token=page.next_page_token
+        )
+
+    async def GetAccount(
+        self, request: account_pb2.GetAccountRequest, context: Context
+    ) -> account_pb2.GetAccountResponse:
+        return account_pb2.GetAccountResponse(account=account_message(await self._accounts.get(request.account_id)))
+
+    async def DisableAccount(
+        self, request: account_pb2.DisableAccountRequest, context: Context
+    ) -> account_pb2.DisableAccountResponse:
+        account = await self._accounts.disable(request.account_id)
+        return account_pb2.DisableAccountResponse(account=account_message(account))
+
+    async def CreditAccount(
+        self, request: account_pb2.CreditAccountRequest, context: Context
+    ) -> account_pb2.CreditAccountResponse:
+        entry, account = await self._accounts.credit(
+            request.account_id,
+            request.amount_usd,
+            request.reason,
+            idempotency_key=metadata_value(context, "idempotency-key"),
+            actor=current_principal().role.value,
+        )
+        return account_pb2.CreditAccountResponse(entry=ledger_entry_message(entry), account=account_message(account))
+
+    async def CreateSession(
+        self, request: account_pb2.CreateSessionRequest, context: Context
+    ) -> account_pb2.CreateSessionResponse:
+        token, session = await self._sessions.login(request.name, request.password, current_client_ip())
+        return account_pb2.CreateSessionResponse(
+            session_token=token, expire_time=timestamp(session.expires_at), account_id=session.account_id
+        )
+
+    async def DeleteSession(
+        self, request: account_pb2.DeleteSessionRequest, context: Context
+    ) -> account_pb2.DeleteSessionResponse:
+        await self._sessions.logout(current_principal().session_hash)
+        return account_pb2.DeleteSessionResponse()

@@ -1,0 +1,62 @@
+"""RelayService: the model list now; chat completions and embeddings land with the relay."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from tollgate.v1 import relay_pb2, relay_pb2_grpc
+
+from server.domain.catalogue import Catalogue, CatalogueModel
+from server.errors import UnimplementedError
+from server.interceptors import current_principal
+
+Context = grpc.aio.ServicerContext[Any, Any]
+_CREATED = 1_767_225_600  # 2026-01-01: a fixed date, since the catalogue is configuration, not history
+
+
+def model_message(model: CatalogueModel) -> relay_pb2.Model:
+    config = model.config
+    return relay_pb2.Model(
+        id=model.id,
+        object="model",
+        created=_CREATED,
+        owned_by=config.owned_by,
+        context_window=config.context_window,
+        max_output_tokens=config.max_output_tokens,
+        reasoning=config.reasoning,
+        vision=config.vision,
+        fallbacks=config.fallbacks,
+    )
+
+
+class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
+    """Thin adapter over the catalogue and, later, the relay."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self._catalogue = catalogue
+
+    async def ListModels(self, request: relay_pb2.ListModelsRequest, context: Context) -> relay_pb2.ListModelsResponse:
+        models = self._catalogue.visible_to(current_principal().token)
+        return relay_pb2.ListModelsResponse(object="list", data=[model_message(model) for model in models])
+
+    async def GetModel(self, request: relay_pb2.GetModelRequest, context: Context) -> relay_pb2.GetModelResponse:
+        model = self._catalogue.get(request.model, current_principal().token)
+        return relay_pb2.GetModelResponse(model_info=model_message(model))
+
+    async def CreateChatCompletion(
+        self, request: relay_pb2.CreateChatCompletionRequest, context: Context
+    ) -> relay_pb2.CreateChatCompletionResponse:
+        raise UnimplementedError("chat completions are not relayed yet")
+
+    async def StreamChatCompletion(
+        self, request: relay_pb2.StreamChatCompletionRequest, context: Context
+    ) -> AsyncIterator[relay_pb2.StreamChatCompletionResponse]:
+        raise UnimplementedError("chat completions are not relayed yet")
+        yield  # pragma: no cover - makes this an async generator, as the streaming contract needs
+
+    async def CreateEmbedding(
+        self, request: relay_pb2.CreateEmbeddingRequest, context: Context
+    ) -> relay_pb2.CreateEmbeddingResponse:
+        raise UnimplementedError("embeddings are not relayed yet")
