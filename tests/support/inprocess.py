@@ -52,10 +52,10 @@ class Running:
         assert reply.status_code == 200, reply.text
         return str(reply.json()["token"]["id"]), str(reply.json()["key"])
 
-    def accounts_stub(self) -> account_pb2_grpc.AccountServiceStub:
+    def accounts_stub(self) -> account_pb2_grpc.AccountServiceAsyncStub:
         return account_pb2_grpc.AccountServiceStub(self.channel)
 
-    def tokens_stub(self) -> token_pb2_grpc.TokenServiceStub:
+    def tokens_stub(self) -> token_pb2_grpc.TokenServiceAsyncStub:
         return token_pb2_grpc.TokenServiceStub(self.channel)
 
 

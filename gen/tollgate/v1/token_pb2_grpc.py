@@ -92,7 +92,8 @@ class TokenServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateToken(self, request, context):
-        """Changes the fields named in update_mask (all writable fields present in the body when absent).
+        """Changes the fields named in update_mask. Over REST an absent mask means the fields present in the
+        JSON body; over gRPC the mask is required.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -43,7 +43,9 @@ class TokenServiceStub:
     GetToken: _grpc.UnaryUnaryMultiCallable[_token_pb2.GetTokenRequest, _token_pb2.GetTokenResponse]
     """Describes one token."""
     UpdateToken: _grpc.UnaryUnaryMultiCallable[_token_pb2.UpdateTokenRequest, _token_pb2.UpdateTokenResponse]
-    """Changes the fields named in update_mask (all writable fields present in the body when absent)."""
+    """Changes the fields named in update_mask. Over REST an absent mask means the fields present in the
+    JSON body; over gRPC the mask is required.
+    """
     DeleteToken: _grpc.UnaryUnaryMultiCallable[_token_pb2.DeleteTokenRequest, _token_pb2.DeleteTokenResponse]
     """Deletes a token; its very next request fails. The account's balance stays."""
 
@@ -62,7 +64,9 @@ class TokenServiceAsyncStub(TokenServiceStub):
     GetToken: _aio.UnaryUnaryMultiCallable[_token_pb2.GetTokenRequest, _token_pb2.GetTokenResponse]  # type: ignore[assignment]
     """Describes one token."""
     UpdateToken: _aio.UnaryUnaryMultiCallable[_token_pb2.UpdateTokenRequest, _token_pb2.UpdateTokenResponse]  # type: ignore[assignment]
-    """Changes the fields named in update_mask (all writable fields present in the body when absent)."""
+    """Changes the fields named in update_mask. Over REST an absent mask means the fields present in the
+    JSON body; over gRPC the mask is required.
+    """
     DeleteToken: _aio.UnaryUnaryMultiCallable[_token_pb2.DeleteTokenRequest, _token_pb2.DeleteTokenResponse]  # type: ignore[assignment]
     """Deletes a token; its very next request fails. The account's balance stays."""
 
@@ -102,7 +106,9 @@ class TokenServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _token_pb2.UpdateTokenRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_token_pb2.UpdateTokenResponse, _abc.Awaitable[_token_pb2.UpdateTokenResponse]]:
-        """Changes the fields named in update_mask (all writable fields present in the body when absent)."""
+        """Changes the fields named in update_mask. Over REST an absent mask means the fields present in the
+        JSON body; over gRPC the mask is required.
+        """
 
     @_abc_1.abstractmethod
     def DeleteToken(

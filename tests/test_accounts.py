@@ -1,0 +1,150 @@
+"""The operator's accounts and credits over REST and gRPC: idempotency, ledger entries, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+import pytest
+from tollgate.v1 import account_pb2
+
+from tests.support.inprocess import OPERATOR_KEY, Running
+
+OPERATOR_METADATA = (("authorization", f"Bearer {OPERATOR_KEY}"),)
+
+
+async def _credit(running: Running, account_id: str, key: str | None, **body: str) -> tuple[int, dict[str, Any]]:
+    headers = running.operator() | ({"idempotency-key": key} if key is not None else {})
+    reply = await running.http.post(f"/api/v1/accounts/{account_id}:credit", json=body, headers=headers)
+    return reply.status_code, reply.json()
+
+
+async def test_create_get_list_and_disable_over_rest(running: Running) -> None:
+    account_id = await running.create_account("alice")
+    got = (await running.http.get(f"/api/v1/accounts/{account_id}", headers=running.operator())).json()["account"]
+    assert got["name"] == "alice"
+    assert got["balance_micros"] == 0 and got["balance_usd"] == "0.000000"
+    assert got["disabled"] is False
+    assert "password" not in str(got)
+    await running.create_account("bob")
+    listed = (await running.http.get("/api/v1/accounts", headers=running.operator())).json()
+    assert [a["name"] for a in listed["accounts"]] == ["alice", "bob"]
+    page = (await running.http.get("/api/v1/accounts?page_size=1", headers=running.operator())).json()
+    assert [a["name"] for a in page["accounts"]] == ["alice"]
+    rest = await running.http.get(
+        f"/api/v1/accounts?page_size=1&page_token={page['next_page_token']}", headers=running.operator()
+    )
+    assert [a["name"] for a in rest.json()["accounts"]] == ["bob"]
+    disabled = await running.http.post(f"/api/v1/accounts/{account_id}:disable", json={}, headers=running.operator())
+    assert disabled.json()["account"]["disabled"] is True
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ({"name": "x y", "password": "long enough pass"}, 400, "name"),
+        ({"name": "operator", "password": "long enough pass"}, 400, "name"),
+        ({"name": "short", "password": "short"}, 400, "password"),
+        ({"name": "disc", "password": "long enough pass", "discount": "-1"}, 400, "discount"),
+    ],
+)
+async def test_bad_accounts_are_refused(running: Running, body: dict[str, str], status: int, param: str) -> None:
+    reply = await running.http.post("/api/v1/accounts", json=body, headers=running.operator())
+    assert reply.status_code == status
+    assert reply.json()["details"][0]["metadata"]["param"] == param
+
+
+async def test_duplicate_name_is_already_exists(running: Running) -> None:
+    await running.create_account("alice")
+    reply = await running.http.post(
+        "/api/v1/accounts", json={"name": "alice", "password": "another password"}, headers=running.operator()
+    )
+    assert reply.status_code == 409
+    assert reply.json()["details"][0]["reason"] == "already_exists"
+
+
+async def test_credit_is_idempotent_and_recorded(running: Running) -> None:
+    account_id = await running.create_account("alice")
+    status, first = await _credit(running, account_id, "pay-1", amount_usd="25.50", reason="invoice 7")
+    assert status == 200
+    assert first["account"]["balance_micros"] == 25_500_000
+    assert first["account"]["balance_usd"] == "25.500000"
+    entry = first["entry"]
+    assert (entry["kind"], entry["amount_micros"], entry["actor"], entry["reason"]) == (
+        "credit",
+        25_500_000,
+        "operator",
+        "invoice 7",
+    )
+    assert entry["create_time"].endswith("Z")
+    status, again = await _credit(running, account_id, "pay-1", amount_usd="25.50", reason="invoice 7")
+    assert status == 200
+    assert again["entry"] == entry
+    assert again["account"]["balance_micros"] == 25_500_000
+    status, reused = await _credit(running, account_id, "pay-1", amount_usd="30", reason="invoice 7")
+    assert status == 422
+    assert reused["details"][0]["reason"] == "idempotency_key_reused"
+    status, other = await _credit(running, account_id, "pay-2", amount_usd="0.000001")
+    assert status == 200 and other["account"]["balance_micros"] == 25_500_001
+
+
+async def test_concurrent_duplicates_credit_once(running: Running) -> None:
+    account_id = await running.create_account("alice")
+    results = await asyncio.gather(*(_credit(running, account_id, "same-key", amount_usd="1") for _ in range(10)))
+    statuses = sorted(status for status, _ in results)
+    assert set(statuses) <= {200, 409}
+    entries = {body["entry"]["id"] for status, body in results if status == 200}
+    assert len(entries) == 1
+    got = (await running.http.get(f"/api/v1/accounts/{account_id}", headers=running.operator())).json()
+    assert got["account"]["balance_micros"] == 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("key", "amount", "status", "param"),
+    [
+        (None, "1", 400, "idempotency_key"),
+        ("k", "-1", 400, "amount_usd"),
+        ("k", "0", 400, "amount_usd"),
+        ("k", "1.0000001", 400, "amount_usd"),
+        ("k", "ten", 400, "amount_usd"),
+        ("k", "1e30", 400, "amount_usd"),
+    ],
+)
+async def test_bad_credits_change_nothing(
+    running: Running, key: str | None, amount: str, status: int, param: str
+) -> None:
+    account_id = await running.create_account("alice")
+    got_status, body = await _credit(running, account_id, key, amount_usd=amount)
+    assert got_status == status
+    assert body["details"][0]["metadata"]["param"] == param
+    got = (await running.http.get(f"/api/v1/accounts/{account_id}", headers=running.operator())).json()
+    assert got["account"]["balance_micros"] == 0
+
+
+async def test_credit_to_unknown_account_is_not_found(running: Running) -> None:
+    status, body = await _credit(running, "acc_nope", "k", amount_usd="1")
+    assert status == 404
+    assert body["details"][0]["reason"] == "not_found"
+
+
+async def test_the_same_over_grpc(running: Running) -> None:
+    stub = running.accounts_stub()
+    created = await stub.CreateAccount(
+        account_pb2.CreateAccountRequest(name="carol", password="a good password"), metadata=OPERATOR_METADATA
+    )
+    account_id = created.account.id
+    request = account_pb2.CreditAccountRequest(account_id=account_id, amount_usd="2", reason="grpc")
+    metadata = (*OPERATOR_METADATA, ("idempotency-key", "grpc-1"))
+    first = await stub.CreditAccount(request, metadata=metadata)
+    second = await stub.CreditAccount(request, metadata=metadata)
+    assert first.entry.id == second.entry.id
+    assert second.account.balance_micros == 2_000_000
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreditAccount(
+            account_pb2.CreditAccountRequest(account_id=account_id, amount_usd="3"), metadata=metadata
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetAccount(account_pb2.GetAccountRequest(account_id="acc_missing"), metadata=OPERATOR_METADATA)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND

@@ -1,0 +1,52 @@
+"""The operator CLI against a real database file: keys and passwords printed once, errors named."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from tests.support.process import TOLLGATE, running_tollgate, tollgate_env
+
+
+def _tollgate(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(TOLLGATE), *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
+
+
+async def test_account_credit_and_token_from_the_command_line(tmp_path: Path) -> None:
+    env = tollgate_env(tmp_path, TOLLGATE_ADMIN_KEY="cli-operator-key-0123456789")
+    created = _tollgate(env, "account", "create", "dora", "--password-stdin", stdin="dora's password\n")
+    assert created.returncode == 0, created.stderr
+    assert "dora's password" not in created.stdout + created.stderr
+    credited = _tollgate(env, "account", "credit", "dora", "7.25", "--reason", "cli", "--idempotency-key", "c-1")
+    assert credited.returncode == 0 and "balance 7.250000 USD" in credited.stdout
+    again = _tollgate(env, "account", "credit", "dora", "7.25", "--reason", "cli", "--idempotency-key", "c-1")
+    assert "balance 7.250000 USD" in again.stdout
+    token = _tollgate(env, "token", "create", "--account", "dora", "--name", "cli", "--models", "deepseek-chat")
+    assert token.returncode == 0, token.stderr
+    key = token.stdout.split("API key (shown once): ")[1].strip()
+    async with running_tollgate(env) as tollgate, httpx.AsyncClient(base_url=tollgate.base_url) as http:
+        models = await http.get("/v1/models", headers={"authorization": f"Bearer {key}"})
+        assert [m["id"] for m in models.json()["data"]] == ["deepseek-chat"]
+        login = await http.post("/api/v1/sessions", json={"name": "dora", "password": "dora's password"})
+        assert login.status_code == 200
+    assert key not in tollgate.text()
+
+
+def test_errors_are_named_and_exit_non_zero(tmp_path: Path) -> None:
+    env = tollgate_env(tmp_path, TOLLGATE_ADMIN_KEY="cli-operator-key-0123456789")
+    missing = _tollgate(env, "token", "create", "--account", "nobody")
+    assert missing.returncode == 2 and "no account named 'nobody'" in missing.stderr
+    _tollgate(env, "account", "create", "erin")
+    negative = _tollgate(env, "account", "credit", "erin", "-5")
+    assert negative.returncode == 2 and "must not be negative" in negative.stderr
+
+
+def test_generated_password_and_operator_key_are_printed_once(tmp_path: Path) -> None:
+    env = tollgate_env(tmp_path)
+    first = _tollgate(env, "account", "create", "fay")
+    assert "console password (shown once): " in first.stdout
+    assert first.stderr.count("generated operator key (shown once)") == 1
+    second = _tollgate(env, "account", "create", "gus")
+    assert "generated operator key" not in second.stderr
