@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from pathlib import Path
 
 import grpc
@@ -69,3 +71,43 @@ async def test_bad_configuration_exits_with_a_message(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="database_url must be"):
         async with running_tollgate(env, timeout=10):
             pass
+
+
+async def test_gateway_alone_in_front_of_a_remote_server(tmp_path: Path) -> None:
+    env = tollgate_env(tmp_path, TOLLGATE_ADMIN_KEY="remote-operator-key-0123456789")
+    async with running_tollgate(env) as backend:
+        command = ("gateway", "--grpc-target", backend.grpc_target)
+        async with (
+            running_tollgate(env, command=command) as gateway,
+            httpx.AsyncClient(base_url=gateway.base_url) as http,
+        ):
+            assert gateway.http_port != backend.http_port
+            created = await http.post(
+                "/api/v1/accounts",
+                json={"name": "remote", "password": "a long password"},
+                headers={"authorization": "Bearer remote-operator-key-0123456789"},
+            )
+            assert created.status_code == 200
+            assert (await http.get("/openapi.json")).status_code == 200
+        assert await gateway.terminate() == 0
+
+
+async def test_sigterm_lets_an_in_flight_call_finish(tmp_path: Path) -> None:
+    env = tollgate_env(tmp_path, TOLLGATE_ADMIN_KEY="drain-operator-key-0123456789")
+    async with running_tollgate(env) as tollgate, httpx.AsyncClient(base_url=tollgate.base_url) as http:
+        await http.post(
+            "/api/v1/accounts",
+            json={"name": "drain", "password": "a long password"},
+            headers={"authorization": "Bearer drain-operator-key-0123456789"},
+        )
+        # A login verifies an argon2 hash off the loop: slow enough to be in flight when SIGTERM lands.
+        login = asyncio.create_task(
+            http.post("/api/v1/sessions", json={"name": "drain", "password": "a long password"})
+        )
+        await asyncio.sleep(0.02)
+        tollgate.process.send_signal(signal.SIGTERM)
+        reply = await login
+        assert reply.status_code == 200
+        assert await tollgate.terminate() == 0
+        with pytest.raises(httpx.ConnectError):
+            await http.get("/openapi.json")

@@ -65,11 +65,19 @@ def tollgate_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def running_tollgate(env: Mapping[str, str], *args: str, timeout: float = 20.0) -> AsyncIterator[TollgateProcess]:
-    """Starts `tollgate [args] serve`, waits until both ports are known, and stops it afterwards."""
+async def running_tollgate(
+    env: Mapping[str, str], *args: str, command: tuple[str, ...] = ("serve",), timeout: float = 20.0
+) -> AsyncIterator[TollgateProcess]:
+    """Starts `tollgate [args] serve` (or another command), waits until its ports are known, stops it afterwards."""
     process = await asyncio.create_subprocess_exec(
-        str(TOLLGATE), *args, "serve", env=dict(env), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        str(TOLLGATE),
+        *args,
+        *command,
+        env=dict(env),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
+    wants_grpc = command == ("serve",)
     tollgate = TollgateProcess(process)
     ready = asyncio.Event()
 
@@ -84,15 +92,15 @@ async def running_tollgate(env: Mapping[str, str], *args: str, timeout: float = 
                     tollgate.grpc_port = port
                 else:
                     tollgate.http_port = port
-                if tollgate.grpc_port and tollgate.http_port:
+                if tollgate.http_port and (tollgate.grpc_port or not wants_grpc):
                     ready.set()
         ready.set()
 
     tollgate._reader = asyncio.create_task(read())
     try:
         await asyncio.wait_for(ready.wait(), timeout)
-        if not (tollgate.grpc_port and tollgate.http_port):
-            raise RuntimeError("tollgate serve did not start:\n" + tollgate.text())
+        if not tollgate.http_port or (wants_grpc and not tollgate.grpc_port):
+            raise RuntimeError(f"tollgate {' '.join(command)} did not start:\n" + tollgate.text())
         yield tollgate
     finally:
         if process.returncode is None:
