@@ -71,28 +71,6 @@ class Session:
 
 
 @dataclasses.dataclass(frozen=True)
-class ApiToken:
-    """An API token as stored: the key itself is never kept, only its hash."""
-
-    id: str
-    account_id: str
-    name: str
-    key_hash: str
-    masked_key: str
-    spend_cap_micros: int
-    spent_micros: int
-    expires_at: datetime | None
-    allowed_models: tuple[str, ...]
-    allowed_ips: tuple[str, ...]
-    max_concurrency: int
-    requests_per_minute: int
-    tokens_per_minute: int
-    disabled: bool
-    created_at: datetime
-    last_used_at: datetime | None
-
-
-@dataclasses.dataclass(frozen=True)
 class TokenSettings:
     """The writable settings of a token."""
 
@@ -105,3 +83,16 @@ class TokenSettings:
     requests_per_minute: int
     tokens_per_minute: int
     disabled: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiToken(TokenSettings):
+    """An API token as stored: its settings and what the server owns. The key is kept only as a hash."""
+
+    id: str
+    account_id: str
+    key_hash: str
+    masked_key: str
+    spent_micros: int
+    created_at: datetime
+    last_used_at: datetime | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import secrets
 from collections.abc import Collection, Mapping
@@ -75,8 +76,7 @@ class Tokens:
     async def update(self, account_id: str, token_id: str, changes: Mapping[str, Any]) -> ApiToken:
         """Sets the named settings; an account's token is found only by that account."""
         current = await self.get(account_id, token_id)
-        merged = TokenSettings(**{**{f: getattr(current, f) for f in TokenSettings.__dataclass_fields__}, **changes})
-        self._validate(merged, fields=changes.keys())
+        self._validate(dataclasses.replace(current, **changes), fields=changes.keys())
         updated = await self._store.update_token(account_id, token_id, changes)
         if updated is None:
             raise NotFoundError("no such token", param="token_id")
