@@ -7,9 +7,11 @@ from google.protobuf.descriptor import ServiceDescriptor
 from google.rpc import status_pb2
 from starlette.applications import Starlette
 from starlette.responses import Response
+from starlette.routing import Route
 from tollgate.v1 import account_pb2, billing_pb2, relay_pb2, token_pb2
 
 from gateway.openai.errors import openai_error_response
+from gateway.openai.routes import OpenAIRoutes
 from gateway.transcode_app import create_transcoder_app
 from gateway.transcoder import status_response
 
@@ -34,6 +36,16 @@ def error_response(path: str, status: status_pb2.Status, headers: dict[str, str]
 
 def create_gateway_app(channel: grpc.aio.Channel, *, request_timeout: float) -> Starlette:
     """The REST/SSE edge in front of the gRPC server reached through `channel`."""
+    openai = OpenAIRoutes(channel)
+    # The OpenAI codecs answer these two bindings; the generic transcoder serves every other route.
+    openai_routes = [
+        Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+        Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
+    ]
     return create_transcoder_app(
-        channel, tollgate_services(), default_timeout=request_timeout, error_responder=error_response
+        channel,
+        tollgate_services(),
+        default_timeout=request_timeout,
+        error_responder=error_response,
+        routes=openai_routes,
     )

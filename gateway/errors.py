@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -56,13 +57,19 @@ ERROR_DOMAIN = "tollgate"
 
 
 def make_status(
-    code: grpc.StatusCode, message: str, details: list[any_pb2.Any] | None = None, *, reason: str = ""
+    code: grpc.StatusCode,
+    message: str,
+    details: list[any_pb2.Any] | None = None,
+    *,
+    reason: str = "",
+    metadata: Mapping[str, str] | None = None,
 ) -> status_pb2.Status:
     """A Status; with `reason`, an ErrorInfo detail of the gateway's own making comes first."""
     status = status_pb2.Status(code=code.value[0], message=message, details=details or [])
     if reason:
+        info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata or {})
         status.details.insert(0, any_pb2.Any())
-        status.details[0].Pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN))
+        status.details[0].Pack(info)
     return status
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
@@ -57,8 +58,9 @@ def create_transcoder_app(
     *,
     default_timeout: float | None,
     error_responder: ErrorResponder | None = None,
+    routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
-    """Routes from the services' google.api.http options, `GET /openapi.json`, 404 otherwise.
+    """`routes` first, then routes from the services' google.api.http options, `GET /openapi.json`, 404 otherwise.
 
     Raises RouteError (at start-up) on an invalid binding.
     """
@@ -76,6 +78,7 @@ def create_transcoder_app(
 
     return Starlette(
         routes=[
+            *routes,
             StarletteRoute("/openapi.json", openapi, methods=["GET"]),
             StarletteRoute("/{path:path}", endpoint),
         ]

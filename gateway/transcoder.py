@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -13,26 +12,18 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from gateway.body import DEFAULT_MAX_BODY_BYTES, BodyTooLargeError, DisconnectedError, read_body, unless_disconnected
 from gateway.codec import CodecError, decode_request, dump_json, encode_response
 from gateway.errors import error_headers, make_status, status_from_rpc_error, status_http_status, status_to_json
 from gateway.metadata import REQUEST_ID_HEADER, CallOptions, MetadataError, call_options
 from gateway.routing import Route, RouteMatch
 
 JSON = "application/json"
-DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 _T = TypeVar("_T")
 
 Message = message_lib.Message
 UnaryCallable = grpc.aio.UnaryUnaryMultiCallable[Message, Message]
 StreamCallable = grpc.aio.UnaryStreamMultiCallable[Message, Message]
-
-
-class _BodyTooLargeError(Exception):
-    pass
-
-
-class _DisconnectedError(Exception):
-    pass
 
 
 def status_response(status: status_pb2.Status, headers: dict[str, str] | None = None) -> Response:
@@ -86,8 +77,8 @@ class Transcoder:
             return self.error_response(path, make_status(grpc.StatusCode.INVALID_ARGUMENT, str(exc)), {})
         headers = {REQUEST_ID_HEADER: options.request_id}
         try:
-            body = await self._read_body(request)
-        except _BodyTooLargeError:
+            body = await read_body(request, self._max_body_bytes)
+        except BodyTooLargeError:
             too_large = f"request body exceeds {self._max_body_bytes} bytes"
             status = make_status(grpc.StatusCode.INVALID_ARGUMENT, too_large, reason="request_too_large")
             return self.error_response(path, status, headers)
@@ -102,14 +93,14 @@ class Transcoder:
             return await self._call_unary(route, message, options, request.receive, headers)
         except grpc.aio.AioRpcError as exc:
             return self.error_response(path, status_from_rpc_error(exc), headers)
-        except _DisconnectedError:
+        except DisconnectedError:
             return Response(status_code=499, headers=headers)
 
     async def _call_unary(
         self, route: Route, message: Message, options: CallOptions, receive: Receive, headers: dict[str, str]
     ) -> Response:
         call = self._unary_callable(route)(message, timeout=options.timeout, metadata=options.metadata)
-        reply = await _unless_disconnected(call, call, receive)
+        reply = await unless_disconnected(call, call, receive)
         return Response(dump_json(encode_response(route, reply)), media_type=JSON, headers=headers)
 
     async def _call_stream(
@@ -117,7 +108,7 @@ class Transcoder:
     ) -> Response:
         call = self._stream_callable(route)(message, timeout=options.timeout, metadata=options.metadata)
         try:
-            first = await _unless_disconnected(call.read(), call, receive)
+            first = await unless_disconnected(call.read(), call, receive)
         except BaseException:
             call.cancel()
             raise
@@ -144,41 +135,6 @@ class Transcoder:
             )
             self._streams[route.grpc_method] = found
         return found
-
-    async def _read_body(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self._max_body_bytes:
-            raise _BodyTooLargeError
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self._max_body_bytes:
-                raise _BodyTooLargeError
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-
-async def _unless_disconnected(operation: Awaitable[_T], call: grpc.aio.Call, receive: Receive) -> _T:
-    """Await a call step; if the client disconnects meanwhile, cancel the call and raise _DisconnectedError."""
-    disconnected = asyncio.Event()
-
-    async def watch() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        disconnected.set()
-        call.cancel()
-
-    watcher = asyncio.ensure_future(watch())
-    try:
-        return await operation
-    except asyncio.CancelledError:
-        if disconnected.is_set():
-            raise _DisconnectedError from None
-        raise
-    finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
 
 
 async def _stream_lines(

@@ -9,10 +9,14 @@ import uuid
 from datetime import datetime
 
 from server.auth import operator_key_sha256, print_operator_key
-from server.bootstrap import build_domain, open_store
+from server.bootstrap import open_store
 from server.config import Config
+from server.domain.accounts import Accounts
+from server.domain.catalogue import Catalogue
 from server.domain.money import format_usd, parse_usd
+from server.domain.passwords import Passwords
 from server.domain.records import TokenSettings
+from server.domain.tokens import Tokens
 from server.errors import InvalidArgumentError, NotFoundError
 from server.storage.base import AccountStore
 
@@ -48,24 +52,25 @@ async def run(config: Config, args: argparse.Namespace) -> None:
     """Runs one operator command against the configured database."""
     store = await open_store(config.database_url)
     try:
-        key_sha256, generated_key = await operator_key_sha256(store, config.admin_key)
+        _, generated_key = await operator_key_sha256(store, config.admin_key)
         if generated_key:
             print_operator_key(generated_key)
-        domain = build_domain(store, config, key_sha256)
+        accounts = Accounts(store.accounts, Passwords())
+        tokens = Tokens(store.tokens, Catalogue(config.models).ids())
         if args.command == "account" and args.action == "create":
             password = sys.stdin.readline().rstrip("\n") if args.password_stdin else secrets.token_urlsafe(18)
-            account = await domain.accounts.create(args.name, password, args.discount)
+            account = await accounts.create(args.name, password, args.discount)
             print(f"account {account.name} ({account.id}) created")
             if not args.password_stdin:
                 print(f"console password (shown once): {password}")
         elif args.command == "account" and args.action == "credit":
             account_id = await _account_id(store.accounts, args.name)
             key = args.idempotency_key or f"cli-{uuid.uuid4()}"
-            entry, account = await domain.accounts.credit(account_id, args.amount_usd, args.reason, key, "operator")
+            entry, account = await accounts.credit(account_id, args.amount_usd, args.reason, key, "operator")
             print(f"credited {format_usd(entry.amount_micros)} USD; balance {format_usd(account.balance_micros)} USD")
         elif args.command == "token" and args.action == "create":
             account_id = await _account_id(store.accounts, args.account)
-            token, key = await domain.tokens.create(account_id, _settings(args))
+            token, key = await tokens.create(account_id, _settings(args))
             print(f"token {token.name} ({token.id}) created for {args.account}")
             print(f"API key (shown once): {key}")
     finally:

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 
 import grpc
+import httpx
 
 from gateway.app import create_gateway_app
 from gateway.http_server import HttpServer, start_http_server
@@ -14,12 +15,20 @@ from server.access import ACCESS
 from server.auth import Authenticator, ChainAuthenticator, OperatorKeyAuthenticator, operator_key_sha256
 from server.config import Config, ConfigError, split_host_port
 from server.domain.accounts import Accounts
+from server.domain.breaker import CircuitBreaker
 from server.domain.catalogue import Catalogue
 from server.domain.login_throttle import LoginThrottle
 from server.domain.passwords import Passwords
+from server.domain.relay import Relay
+from server.domain.routing import Channel, Router
 from server.domain.sessions import Sessions
 from server.domain.tokens import Tokens
 from server.grpc_server import GrpcServer, start_grpc_server
+from server.providers.anthropic import AnthropicProvider
+from server.providers.base import Provider
+from server.providers.http import create_http_client
+from server.providers.openai import OpenAIProvider
+from server.providers.simulated import SimulatedProvider
 from server.services import Servicers
 from server.services.accounts import AccountServicer
 from server.services.billing import BillingServicer
@@ -54,10 +63,11 @@ class Domain:
     sessions: Sessions
     tokens: Tokens
     catalogue: Catalogue
+    relay: Relay
 
     def servicers(self) -> Servicers:
         return Servicers(
-            relay=RelayServicer(self.catalogue),
+            relay=RelayServicer(self.catalogue, self.relay),
             tokens=TokenServicer(self.tokens),
             billing=BillingServicer(self.accounts),
             accounts=AccountServicer(self.accounts, self.sessions),
@@ -68,15 +78,42 @@ class Domain:
         return ChainAuthenticator([self.tokens, self.sessions, OperatorKeyAuthenticator(operator_key_sha256)])
 
 
-def build_domain(store: Store, config: Config, operator_key_sha256: str, passwords: Passwords | None = None) -> Domain:
+def build_domain(
+    store: Store,
+    config: Config,
+    operator_key_sha256: str,
+    http_client: httpx.AsyncClient,
+    passwords: Passwords | None = None,
+) -> Domain:
     passwords = passwords or Passwords()
     catalogue = Catalogue(config.models)
+    router = Router(build_channels(config, http_client), catalogue)
     return Domain(
         accounts=Accounts(store.accounts, passwords),
         sessions=Sessions(store.accounts, store.sessions, passwords, LoginThrottle(), operator_key_sha256),
         tokens=Tokens(store.tokens, catalogue.ids()),
         catalogue=catalogue,
+        relay=Relay(catalogue, router, config.relay),
     )
+
+
+def build_channels(config: Config, http_client: httpx.AsyncClient) -> list[Channel]:
+    """A Channel per configured upstream that can be used; one without its key is left out, and said so."""
+    channels = []
+    for channel in config.channels:
+        provider: Provider
+        if channel.type == "simulated":
+            provider = SimulatedProvider()
+        elif not channel.api_key:
+            log.info("channel %s is not used: no key in $%s", channel.name, channel.api_key_env or "(none named)")
+            continue
+        elif channel.type == "anthropic":
+            provider = AnthropicProvider(channel, http_client)
+        else:
+            provider = OpenAIProvider(channel, http_client)
+        breaker = CircuitBreaker(config.relay.breaker_failures, config.relay.breaker_open_seconds)
+        channels.append(Channel(channel, provider, breaker))
+    return channels
 
 
 @dataclasses.dataclass
@@ -84,6 +121,7 @@ class Tollgate:
     """A running Tollgate: the gRPC server, the gateway in front of it, and what they share."""
 
     store: Store
+    upstream_client: httpx.AsyncClient
     grpc_server: GrpcServer
     http_server: HttpServer
     channel: grpc.aio.Channel
@@ -93,19 +131,22 @@ class Tollgate:
         """Graceful shutdown: stop accepting, drain in-flight calls within `grace`, close in reverse order."""
         await asyncio.gather(self.http_server.stop(grace), self.grpc_server.stop(grace))
         await self.channel.close()
+        await self.upstream_client.aclose()
         await self.store.close()
 
 
 async def start(config: Config) -> Tollgate:
     """Opens storage, starts the gRPC server and the gateway; returns with both accepting connections."""
     store = await open_store(config.database_url)
+    upstream_client = create_http_client(config.relay.connect_timeout_seconds)
     try:
         key_sha256, generated_key = await operator_key_sha256(store, config.admin_key)
-        domain = build_domain(store, config, key_sha256)
+        domain = build_domain(store, config, key_sha256, upstream_client)
         grpc_server = await start_grpc_server(
             config.grpc.listen, domain.servicers(), domain.authenticator(key_sha256), ACCESS
         )
     except BaseException:
+        await upstream_client.aclose()
         await store.close()
         raise
     grpc_host, _ = split_host_port(config.grpc.listen)
@@ -117,9 +158,10 @@ async def start(config: Config) -> Tollgate:
     except BaseException:
         await channel.close()
         await grpc_server.stop(0)
+        await upstream_client.aclose()
         await store.close()
         raise
-    return Tollgate(store, grpc_server, http, channel, generated_key)
+    return Tollgate(store, upstream_client, grpc_server, http, channel, generated_key)
 
 
 def _loopback(host: str) -> str:

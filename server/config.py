@@ -12,15 +12,10 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from server.errors import InvalidArgumentError
-
-ENV_PREFIX = "TOLLGATE_"
-
-
-class ConfigError(InvalidArgumentError):
-    """The configuration file or an environment variable is wrong."""
+from server.config_parse import ENV_PREFIX, build
+from server.config_parse import ConfigError as ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +58,75 @@ class ModelConfig:
     """Accepts image parts."""
     fallbacks: tuple[str, ...] = ()
     """Models tried in order when this one fails."""
+    input_per_mtok: str = ""
+    """Upstream price of uncached input, USD per million tokens as a decimal string; empty = unpriced."""
+    cached_input_per_mtok: str = ""
+    """Upstream price of input read from the provider's cache."""
+    cache_write_per_mtok: str = ""
+    """Upstream price of input written to the provider's cache."""
+    output_per_mtok: str = ""
+    """Upstream price of output, reasoning included."""
+
+
+CHANNEL_TYPES = ("openai", "anthropic", "simulated")
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelConfig:
+    """An upstream that serves some models (a `[[channels]]` table)."""
+
+    name: str = ""
+    """Shown in logs and usage rows."""
+    type: str = "openai"
+    """openai (any OpenAI-compatible API: OpenAI, DeepSeek, …) | anthropic (Messages API) | simulated."""
+    base_url: str = ""
+    """The upstream's base URL, e.g. https://api.deepseek.com (no /v1 for anthropic)."""
+    api_key_env: str = ""
+    """The environment variable that holds the key; a channel without a key is not used."""
+    models: tuple[str, ...] = ()
+    """Model ids (as users call them) this channel serves."""
+    model_map: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Upstream rename: user-facing id → the id the upstream uses today."""
+    priority: int = 0
+    """Higher tiers are tried first; lower tiers only when every channel above has failed."""
+    weight: int = 1
+    """Share of traffic within its tier."""
+    standby: bool = False
+    """Serves a model only when no other usable channel serves it (the built-in simulated channel)."""
+    api_key: str = dataclasses.field(default="", repr=False, metadata={"from_env_only": True})
+    """Filled from api_key_env at start-up; never written in the file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RelayConfig:
+    """Timeouts, retries and circuit breaking of upstream calls."""
+
+    connect_timeout_seconds: float = 5.0
+    """Time to open a connection to an upstream."""
+    first_byte_timeout_seconds: float = 60.0
+    """Time to the first byte of an answer (non-reasoning models)."""
+    reasoning_first_byte_timeout_seconds: float = 180.0
+    """The same for reasoning models."""
+    idle_timeout_seconds: float = 60.0
+    """Longest silence between two chunks of a stream (non-reasoning models)."""
+    reasoning_idle_timeout_seconds: float = 180.0
+    """The same for reasoning models."""
+    total_timeout_seconds: float = 60.0
+    """A whole non-streamed answer (non-reasoning models)."""
+    reasoning_total_timeout_seconds: float = 180.0
+    """The same for reasoning models."""
+    stream_max_seconds: float = 900.0
+    """Absolute cap on one stream."""
+    max_retries: int = 2
+    """Retries of one request, only before its first byte reached the client."""
+    retry_budget_ratio: float = 0.2
+    """Retries allowed per first attempt, over the last minute, per process."""
+    retry_after_cap_seconds: float = 10.0
+    """An upstream Retry-After longer than this is not waited for: the next channel is tried."""
+    breaker_failures: int = 5
+    """Consecutive failures that open a channel's circuit breaker."""
+    breaker_open_seconds: float = 30.0
+    """How long an open breaker refuses calls before one half-open probe."""
 
 
 def default_models() -> dict[str, ModelConfig]:
@@ -87,6 +151,32 @@ def default_models() -> dict[str, ModelConfig]:
     }
 
 
+def default_channels() -> tuple[ChannelConfig, ...]:
+    """Real providers (used when their key is in the environment) and the simulated standby."""
+    return (
+        ChannelConfig(
+            name="deepseek",
+            base_url="https://api.deepseek.com",
+            api_key_env="DEEPSEEK_API_KEY",
+            models=("deepseek-chat", "deepseek-reasoner"),
+        ),
+        ChannelConfig(
+            name="anthropic",
+            type="anthropic",
+            base_url="https://api.anthropic.com",
+            api_key_env="ANTHROPIC_API_KEY",
+            models=("claude-haiku-4-5", "claude-sonnet-4-6", "claude-opus-4-7"),
+        ),
+        ChannelConfig(
+            name="openai",
+            base_url="https://api.openai.com",
+            api_key_env="OPENAI_API_KEY",
+            models=("text-embedding-3-small",),
+        ),
+        ChannelConfig(name="simulated", type="simulated", models=tuple(default_models()), standby=True),
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """All of Tollgate's settings."""
@@ -101,10 +191,15 @@ class Config:
     """debug | info | warning | error."""
     grpc: GrpcConfig = dataclasses.field(default_factory=GrpcConfig)
     http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
+    relay: RelayConfig = dataclasses.field(default_factory=RelayConfig)
     models: Mapping[str, ModelConfig] = dataclasses.field(
         default_factory=default_models, metadata={"table_of": ModelConfig}
     )
     """The model catalogue: `[models."id"]` tables replace the built-in one (file only, no variables)."""
+    channels: tuple[ChannelConfig, ...] = dataclasses.field(
+        default_factory=default_channels, metadata={"list_of": ChannelConfig}
+    )
+    """The upstreams: `[[channels]]` tables replace the built-in list (file only, no variables)."""
 
 
 def load_config(path: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -117,83 +212,17 @@ def load_config(path: str | None = None, environ: Mapping[str, str] | None = Non
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    return _build(Config, data, env, prefix="")
+    config = build(Config, data, env, prefix="")
+    return dataclasses.replace(config, channels=tuple(_with_key(channel, env) for channel in config.channels))
 
 
-_T = TypeVar("_T")
-
-
-def _build(cls: type[_T], data: Mapping[str, Any], env: Mapping[str, str], prefix: str) -> _T:
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"unknown config key(s): {', '.join(prefix + k for k in unknown)}")
-    values: dict[str, Any] = {}
-    for name, field in fields.items():
-        key = prefix + name
-        table_of = field.metadata.get("table_of")
-        if table_of is not None:
-            if name in data:
-                values[name] = _build_tables(table_of, data[name], key)
-            continue
-        section_cls = field.default_factory
-        if isinstance(section_cls, type) and dataclasses.is_dataclass(section_cls):
-            section = data.get(name, {})
-            if not isinstance(section, dict):
-                raise ConfigError(f"config key {key} must be a table")
-            values[name] = _build(section_cls, section, env, prefix=key + ".")
-            continue
-        env_name = ENV_PREFIX + key.replace(".", "_").upper()
-        if env_name in env:
-            values[name] = _parse_env(env_name, env[env_name], field)
-        elif name in data:
-            values[name] = _check_type(key, data[name], field)
-    return cls(**values)
-
-
-def _build_tables(cls: type[_T], tables: Any, key: str) -> dict[str, _T]:
-    if not isinstance(tables, dict) or not all(isinstance(table, dict) for table in tables.values()):
-        raise ConfigError(f'config key {key} must hold tables, like [{key}."name"]')
-    return {name: _build(cls, table, {}, prefix=f"{key}.{name}.") for name, table in tables.items()}
-
-
-def _field_kind(field: dataclasses.Field[Any]) -> type:
-    default = field.default
-    if default is dataclasses.MISSING:
-        raise ConfigError(f"config field {field.name} needs a default")
-    return type(default)
-
-
-def _check_type(key: str, value: Any, field: dataclasses.Field[Any]) -> Any:
-    kind = _field_kind(field)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind is tuple:
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise ConfigError(f"config key {key} must be a list of strings")
-        return tuple(value)
-    if type(value) is not kind:
-        raise ConfigError(f"config key {key} must be a {kind.__name__}, not {type(value).__name__}")
-    return value
-
-
-def _parse_env(name: str, raw: str, field: dataclasses.Field[Any]) -> Any:
-    kind = _field_kind(field)
-    if kind is str:
-        return raw
-    if kind is tuple:
-        return tuple(item.strip() for item in raw.split(",") if item.strip())
-    if kind is bool:
-        lowered = raw.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off", ""):
-            return False
-        raise ConfigError(f"{name} must be true or false")
-    try:
-        return kind(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a {kind.__name__}") from exc
+def _with_key(channel: ChannelConfig, env: Mapping[str, str]) -> ChannelConfig:
+    """Reads the channel's API key from the variable it names (keys never live in the file)."""
+    if channel.type not in CHANNEL_TYPES:
+        raise ConfigError(f"channel {channel.name!r}: type must be one of {', '.join(CHANNEL_TYPES)}")
+    if not channel.api_key_env:
+        return channel
+    return dataclasses.replace(channel, api_key=env.get(channel.api_key_env, ""))
 
 
 def split_host_port(listen: str) -> tuple[str, int]:

@@ -2,6 +2,7 @@
 
     TollgateError
     ├── InvalidArgumentError       INVALID_ARGUMENT     invalid_request_error
+    │   └── ContextLengthExceededError                  context_length_exceeded
     ├── AuthenticationError        UNAUTHENTICATED      invalid_api_key
     ├── PermissionDeniedError      PERMISSION_DENIED    permission_denied
     ├── NotFoundError              NOT_FOUND            not_found
@@ -9,6 +10,8 @@
     ├── ConflictError              ABORTED              conflict
     ├── RateLimitedError           RESOURCE_EXHAUSTED   rate_limit_exceeded
     ├── UnavailableError           UNAVAILABLE          service_unavailable
+    │   └── UpstreamError                               upstream_error
+    ├── UpstreamTimeoutError       DEADLINE_EXCEEDED    upstream_timeout
     ├── UnimplementedError         UNIMPLEMENTED        not_implemented
     └── InternalError              INTERNAL             internal_error
 
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 ERROR_DOMAIN = "tollgate"
 
@@ -80,6 +83,12 @@ class InvalidArgumentError(TollgateError):
     error_type = "invalid_request_error"
 
 
+class ContextLengthExceededError(InvalidArgumentError):
+    """The prompt (plus the requested output) cannot fit the model's context window."""
+
+    reason = "context_length_exceeded"
+
+
 class AuthenticationError(TollgateError):
     """No credential, or one that is unknown, deleted, disabled or expired."""
 
@@ -133,6 +142,30 @@ class UnavailableError(TollgateError):
 
     status = StatusCode.UNAVAILABLE
     reason = "service_unavailable"
+    error_type = "server_error"
+
+
+class UpstreamError(UnavailableError):
+    """An upstream provider failed: refused, overloaded, unreachable, or cut its answer.
+
+    `retryable` says whether another attempt (same channel later, or another one) may succeed;
+    `upstream_status` is the provider's HTTP status (0 when no answer arrived). The message is
+    Tollgate's own wording: never a provider's body verbatim, which may echo keys or hosts.
+    """
+
+    reason = "upstream_error"
+
+    def __init__(self, message: str, *, retryable: bool, upstream_status: int = 0, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retryable = retryable
+        self.upstream_status = upstream_status
+
+
+class UpstreamTimeoutError(TollgateError):
+    """The upstream did not answer, or stopped streaming, within its timeout."""
+
+    status = StatusCode.DEADLINE_EXCEEDED
+    reason = "upstream_timeout"
     error_type = "server_error"
 
 

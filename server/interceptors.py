@@ -37,6 +37,11 @@ def current_principal() -> Principal:
     return PRINCIPAL.get()
 
 
+def current_request_id() -> str:
+    """The id of the RPC running in this task (the client's x-request-id, or a new one)."""
+    return REQUEST_ID.get()
+
+
 def current_client_ip() -> str:
     """The address of the caller of the RPC running in this task ("" if unknown)."""
     return CLIENT_IP.get()

@@ -126,3 +126,28 @@ def test_model_table_mistakes(tmp_path: Path, text: str, message: str) -> None:
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(str(path), environ={})
+
+
+def test_the_example_file_loads_and_reads_keys_from_the_environment() -> None:
+    example = Path(__file__).parent.parent / "tollgate.example.toml"
+    config = load_config(str(example), environ={"DEEPSEEK_API_KEY": "k-123"})
+    channels = {channel.name: channel for channel in config.channels}
+    assert channels["deepseek"].api_key == "k-123"
+    assert channels["anthropic"].api_key == ""
+    assert "k-123" not in repr(channels["deepseek"])
+    assert channels["simulated"].standby
+    assert config.models["claude-sonnet-4-6"].fallbacks == ("claude-haiku-4-5",)
+
+
+def test_keys_cannot_be_written_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[[channels]]\nname = "x"\napi_key = "sk-secret"\n')
+    with pytest.raises(ConfigError, match="cannot be set in the file"):
+        load_config(str(path), environ={})
+
+
+def test_channel_type_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[[channels]]\nname = "x"\ntype = "gemini"\n')
+    with pytest.raises(ConfigError, match="type must be one of"):
+        load_config(str(path), environ={})

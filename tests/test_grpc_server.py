@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2
@@ -145,7 +146,8 @@ async def test_method_missing_from_the_access_table_is_refused(tmp_path: Path) -
     access = {name: roles for name, roles in ACCESS.items() if not name.endswith("/CreateSession")}
     store = await SqliteStore.open(f"sqlite:///{tmp_path}/t.db")
     await store.migrate()
-    domain = build_domain(store, Config(), sha256_hex(OPERATOR_KEY))
+    client = httpx.AsyncClient()
+    domain = build_domain(store, Config(), sha256_hex(OPERATOR_KEY), client)
     server = await start_grpc_server(
         "127.0.0.1:0", domain.servicers(), domain.authenticator(sha256_hex(OPERATOR_KEY)), access
     )
@@ -161,6 +163,7 @@ async def test_method_missing_from_the_access_table_is_refused(tmp_path: Path) -
             assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     finally:
         await server.stop(0)
+        await client.aclose()
         await store.close()
 
 

@@ -1,4 +1,4 @@
-"""RelayService: the model list now; chat completions and embeddings land with the relay."""
+"""RelayService: the model list, chat completions (whole or streamed) and embeddings."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import grpc
 from tollgate.v1 import relay_pb2, relay_pb2_grpc
 
 from server.domain.catalogue import Catalogue, CatalogueModel
-from server.errors import UnimplementedError
-from server.interceptors import current_principal
+from server.domain.relay import Relay
+from server.interceptors import current_principal, current_request_id
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _CREATED = 1_767_225_600  # 2026-01-01: a fixed date, since the catalogue is configuration, not history
@@ -32,10 +32,11 @@ def model_message(model: CatalogueModel) -> relay_pb2.Model:
 
 
 class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
-    """Thin adapter over the catalogue and, later, the relay."""
+    """Thin adapter over the catalogue and the relay."""
 
-    def __init__(self, catalogue: Catalogue) -> None:
+    def __init__(self, catalogue: Catalogue, relay: Relay) -> None:
         self._catalogue = catalogue
+        self._relay = relay
 
     async def ListModels(self, request: relay_pb2.ListModelsRequest, context: Context) -> relay_pb2.ListModelsResponse:
         models = self._catalogue.visible_to(current_principal().token)
@@ -48,15 +49,18 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     async def CreateChatCompletion(
         self, request: relay_pb2.CreateChatCompletionRequest, context: Context
     ) -> relay_pb2.CreateChatCompletionResponse:
-        raise UnimplementedError("chat completions are not relayed yet")
+        answer, _ = await self._relay.complete(current_principal().token, request.params, current_request_id())
+        return answer
 
     async def StreamChatCompletion(
         self, request: relay_pb2.StreamChatCompletionRequest, context: Context
     ) -> AsyncIterator[relay_pb2.StreamChatCompletionResponse]:
-        raise UnimplementedError("chat completions are not relayed yet")
-        yield  # pragma: no cover - makes this an async generator, as the streaming contract needs
+        stream = await self._relay.stream(current_principal().token, request.params, current_request_id())
+        async for chunk in stream.chunks:
+            yield chunk
 
     async def CreateEmbedding(
         self, request: relay_pb2.CreateEmbeddingRequest, context: Context
     ) -> relay_pb2.CreateEmbeddingResponse:
-        raise UnimplementedError("embeddings are not relayed yet")
+        answer, _ = await self._relay.embed(current_principal().token, request)
+        return answer

@@ -60,9 +60,12 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def running_inprocess(tmp_path: Path, **environ: str) -> AsyncIterator[Running]:
-    """Starts Tollgate on free ports with a fresh SQLite file and a known operator key."""
+async def running_inprocess(tmp_path: Path, config: str = "", **environ: str) -> AsyncIterator[Running]:
+    """Starts Tollgate on free ports with a fresh SQLite file, a known operator key and the given TOML."""
+    config_path = tmp_path / "tollgate.toml"
+    config_path.write_text(config)
     env = {
+        "TOLLGATE_CONFIG": str(config_path),
         "TOLLGATE_GRPC_LISTEN": "127.0.0.1:0",
         "TOLLGATE_HTTP_LISTEN": "127.0.0.1:0",
         "TOLLGATE_DATABASE_URL": f"sqlite:///{tmp_path}/tollgate.db",

@@ -1,0 +1,238 @@
+"""The relay: a request to the channels that serve its model, with retries, fallbacks and timeouts.
+
+Retries happen only before the first byte reached the client, at most `max_retries` per model,
+within the process's retry budget, with exponential backoff and jitter (or the upstream's
+Retry-After when it is short). Then the model's fallbacks are tried in order, and the answer
+names the model that actually served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+from tollgate.v1 import chat_pb2, relay_pb2
+
+from server.config import RelayConfig
+from server.domain.catalogue import Catalogue, CatalogueModel
+from server.domain.records import ApiToken
+from server.domain.retry_budget import RetryBudget
+from server.domain.routing import Channel, Router
+from server.domain.token_count import prompt_tokens
+from server.errors import (
+    ContextLengthExceededError,
+    InvalidArgumentError,
+    TollgateError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from server.providers.base import ChatCall, Deadlines
+
+_T = TypeVar("_T")
+BACKOFF_BASE_SECONDS = 0.25
+BACKOFF_CAP_SECONDS = 4.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Served:
+    """Who answered: the model users know and the channel that served it."""
+
+    model: str
+    channel: str
+
+
+@dataclasses.dataclass
+class ChatStream:
+    """A started stream: its chunks, and who serves it."""
+
+    chunks: AsyncIterator[relay_pb2.StreamChatCompletionResponse]
+    served: Served
+
+
+class Relay:
+    """Relays chat completions and embeddings for an authenticated token."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        router: Router,
+        config: RelayConfig,
+        budget: RetryBudget | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._catalogue = catalogue
+        self._router = router
+        self._config = config
+        self._budget = budget or RetryBudget(config.retry_budget_ratio)
+        self._sleep = sleep
+
+    async def complete(
+        self, token: ApiToken | None, params: chat_pb2.ChatCompletionParams, request_id: str
+    ) -> tuple[relay_pb2.CreateChatCompletionResponse, Served]:
+        model = self._chat_model(token, params)
+
+        async def attempt(channel: Channel, served: CatalogueModel) -> relay_pb2.CreateChatCompletionResponse:
+            return await channel.provider.complete(self._call(channel, served, params, request_id))
+
+        answer, served = await self._failover(model, attempt)
+        answer.model = served.model
+        return answer, served
+
+    async def stream(
+        self, token: ApiToken | None, params: chat_pb2.ChatCompletionParams, request_id: str
+    ) -> ChatStream:
+        """Opens a stream: returns once the first chunk is in, so failures before it can still fail over."""
+        model = self._chat_model(token, params)
+
+        async def attempt(
+            channel: Channel, served: CatalogueModel
+        ) -> tuple[relay_pb2.StreamChatCompletionResponse, AsyncIterator[relay_pb2.StreamChatCompletionResponse]]:
+            chunks = aiter(channel.provider.stream(self._call(channel, served, params, request_id)))
+            try:
+                return await anext(chunks), chunks
+            except StopAsyncIteration:
+                raise UpstreamError(f"channel {channel.name} sent an empty stream", retryable=True) from None
+
+        (first, rest), served = await self._failover(model, attempt)
+        include_usage = params.stream_options.include_usage
+        return ChatStream(_relabelled(first, rest, served.model, include_usage), served)
+
+    async def embed(
+        self, token: ApiToken | None, request: relay_pb2.CreateEmbeddingRequest
+    ) -> tuple[relay_pb2.CreateEmbeddingResponse, Served]:
+        model = self._catalogue.get(request.model, token)
+        if model.config.kind != "embedding":
+            raise InvalidArgumentError(f"{model.id} is not an embedding model", param="model")
+
+        async def attempt(channel: Channel, served: CatalogueModel) -> relay_pb2.CreateEmbeddingResponse:
+            upstream = relay_pb2.CreateEmbeddingRequest()
+            upstream.CopyFrom(request)
+            upstream.model = channel.upstream_model(served.id)
+            return await channel.provider.embed(upstream, self._deadlines(served))
+
+        answer, served = await self._failover(model, attempt)
+        answer.model = served.model
+        return answer, served
+
+    def _chat_model(self, token: ApiToken | None, params: chat_pb2.ChatCompletionParams) -> CatalogueModel:
+        model = self._catalogue.get(params.model, token)
+        if model.config.kind != "chat":
+            raise InvalidArgumentError(f"{model.id} is not a chat model", param="model")
+        if not params.messages:
+            raise InvalidArgumentError("messages must not be empty", param="messages")
+        if not model.config.vision and _has_images(params):
+            raise InvalidArgumentError(f"{model.id} does not accept images", param="messages")
+        window = model.config.context_window
+        needed = prompt_tokens(params) + (_requested_output(params) or 1)
+        if window and needed > window:
+            raise ContextLengthExceededError(
+                f"this request needs about {needed} tokens but {model.id} has a context window of {window}",
+                param="messages",
+            )
+        return model
+
+    def _call(
+        self, channel: Channel, model: CatalogueModel, params: chat_pb2.ChatCompletionParams, request_id: str
+    ) -> ChatCall:
+        upstream = chat_pb2.ChatCompletionParams()
+        upstream.CopyFrom(params)
+        upstream.model = channel.upstream_model(model.id)
+        limit = _requested_output(params) or model.config.max_output_tokens
+        return ChatCall(upstream, self._deadlines(model), request_id, output_limit=limit)
+
+    def _deadlines(self, model: CatalogueModel) -> Deadlines:
+        config = self._config
+        if model.config.reasoning:
+            first, idle, total = (
+                config.reasoning_first_byte_timeout_seconds,
+                config.reasoning_idle_timeout_seconds,
+                config.reasoning_total_timeout_seconds,
+            )
+        else:
+            first, idle, total = (
+                config.first_byte_timeout_seconds,
+                config.idle_timeout_seconds,
+                config.total_timeout_seconds,
+            )
+        return Deadlines(config.connect_timeout_seconds, first, idle, total, config.stream_max_seconds)
+
+    async def _failover(
+        self, model: CatalogueModel, attempt: Callable[[Channel, CatalogueModel], Awaitable[_T]]
+    ) -> tuple[_T, Served]:
+        self._budget.attempted()
+        last: TollgateError | None = None
+        retry_in: float | None = None
+        for candidate in [model, *(self._catalogue.get(name, None) for name in model.config.fallbacks)]:
+            tries = 0
+            for channel in self._attempts(candidate):
+                if tries > 0:
+                    if not self._budget.try_spend():
+                        break
+                    await self._sleep(self._backoff(tries, last))
+                if not channel.breaker.allow():
+                    retry_in = min(retry_in or 1e9, channel.breaker.retry_in() or 1.0)
+                    continue
+                tries += 1
+                try:
+                    answer = await attempt(channel, candidate)
+                except (UpstreamError, UpstreamTimeoutError) as exc:
+                    channel.breaker.failed()
+                    last = exc
+                    if isinstance(exc, UpstreamError) and exc.retry_after is not None:
+                        if exc.retry_after > self._config.retry_after_cap_seconds:
+                            continue  # too long to wait here: the next channel, without spending a retry
+                    continue
+                except TollgateError:
+                    channel.breaker.succeeded()  # the upstream judged the request itself: the channel works
+                    raise
+                channel.breaker.succeeded()
+                return answer, Served(candidate.id, channel.name)
+        if last is not None:
+            raise last
+        raise UpstreamError(
+            f"no healthy channel serves {model.id} right now", retryable=True, retry_after=retry_in or 1.0
+        )
+
+    def _attempts(self, model: CatalogueModel) -> list[Channel]:
+        """Channels in order, cycled so that a lone channel is retried too: 1 + max_retries in all."""
+        ordered = self._router.order(model.id)
+        if not ordered:
+            return []
+        total = 1 + self._config.max_retries
+        return [ordered[index % len(ordered)] for index in range(total)]
+
+    def _backoff(self, tries: int, last: TollgateError | None) -> float:
+        if isinstance(last, UpstreamError) and last.retry_after is not None:
+            return min(last.retry_after, self._config.retry_after_cap_seconds)
+        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (tries - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+def _requested_output(params: chat_pb2.ChatCompletionParams) -> int:
+    if params.HasField("max_completion_tokens"):
+        return params.max_completion_tokens
+    if params.HasField("max_tokens"):
+        return params.max_tokens
+    return 0
+
+
+def _has_images(params: chat_pb2.ChatCompletionParams) -> bool:
+    return any(part.HasField("image_url") for message in params.messages for part in message.content_parts)
+
+
+async def _relabelled(
+    first: relay_pb2.StreamChatCompletionResponse,
+    rest: AsyncIterator[relay_pb2.StreamChatCompletionResponse],
+    model: str,
+    include_usage: bool,
+) -> AsyncIterator[relay_pb2.StreamChatCompletionResponse]:
+    """The chunks with the served model's public id; the usage chunk only if the client asked for it."""
+    chunk: relay_pb2.StreamChatCompletionResponse | None = first
+    while chunk is not None:
+        if include_usage or chunk.choices or not chunk.HasField("usage"):
+            chunk.model = model
+            yield chunk
+        chunk = await anext(rest, None)

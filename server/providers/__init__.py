@@ -1,0 +1,1 @@
+"""Upstream providers: one adapter per wire format behind providers.base."""
