@@ -50,7 +50,7 @@ class AnthropicProvider:
                 response = await self._client.post(
                     self._url,
                     json=body,
-                    headers=self._headers,
+                    headers=self._headers_for(call.request_id),
                     timeout=request_timeout(deadlines.connect, deadlines.first_byte),
                 )
         await self._raise_for_status(response)
@@ -67,7 +67,7 @@ class AnthropicProvider:
                 "POST",
                 self._url,
                 json=body,
-                headers=self._headers,
+                headers=self._headers_for(call.request_id),
                 timeout=request_timeout(deadlines.connect, deadlines.first_byte),
             )
             async with asyncio.timeout(deadlines.first_byte + deadlines.connect):
@@ -93,6 +93,10 @@ class AnthropicProvider:
             stream=stream,
             api_version=ANTHROPIC_VERSION,
         )
+
+    def _headers_for(self, request_id: str) -> dict[str, str]:
+        """The channel's auth headers, and Tollgate's request id so both sides can find one call."""
+        return {**self._headers, "x-request-id": request_id} if request_id else self._headers
 
     async def _raise_for_status(self, response: httpx.Response) -> None:
         if response.status_code < 400:

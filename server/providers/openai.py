@@ -42,7 +42,7 @@ class OpenAIProvider:
     async def complete(self, call: ChatCall) -> relay_pb2.CreateChatCompletionResponse:
         body = wire.params_to_json(call.params)
         body["stream"] = False
-        answer = await self._post(self._chat_url, body, call.deadlines)
+        answer = await self._post(self._chat_url, body, call.deadlines, call.request_id)
         try:
             completion = wire.completion_from_json(answer)
         except wire.WireError as exc:
@@ -61,7 +61,7 @@ class OpenAIProvider:
                 "POST",
                 self._chat_url,
                 json=body,
-                headers=self._headers,
+                headers=self._headers_for(call.request_id),
                 timeout=request_timeout(deadlines.connect, deadlines.first_byte),
             )
             async with asyncio.timeout(deadlines.first_byte + deadlines.connect):
@@ -80,19 +80,19 @@ class OpenAIProvider:
             body = wire.embedding_request_to_json(request)
         except wire.WireError as exc:
             raise InvalidArgumentError(exc.message, param=exc.param) from exc
-        answer = await self._post(self._embeddings_url, body, deadlines)
+        answer = await self._post(self._embeddings_url, body, deadlines, "")
         try:
             return wire.embedding_response_from_json(answer)
         except wire.WireError as exc:
             raise UpstreamError(f"channel {self._channel.name} sent malformed embeddings", retryable=True) from exc
 
-    async def _post(self, url: str, body: dict[str, Any], deadlines: Deadlines) -> Any:
+    async def _post(self, url: str, body: dict[str, Any], deadlines: Deadlines, request_id: str) -> Any:
         with transport_errors(self._channel.name):
             async with asyncio.timeout(deadlines.total):
                 response = await self._client.post(
                     url,
                     json=body,
-                    headers=self._headers,
+                    headers=self._headers_for(request_id),
                     timeout=request_timeout(deadlines.connect, deadlines.first_byte),
                 )
         await self._raise_for_status(response)
@@ -100,6 +100,10 @@ class OpenAIProvider:
         if not isinstance(answer, dict):
             raise UpstreamError(f"channel {self._channel.name} sent a malformed answer", retryable=True)
         return answer
+
+    def _headers_for(self, request_id: str) -> dict[str, str]:
+        """The channel's auth headers, and Tollgate's request id so both sides can find one call."""
+        return {**self._headers, "x-request-id": request_id} if request_id else self._headers
 
     async def _raise_for_status(self, response: httpx.Response) -> None:
         if response.status_code < 400:
