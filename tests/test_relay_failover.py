@@ -12,6 +12,7 @@ from tollgate.v1 import chat_pb2, relay_pb2
 from server.config import ChannelConfig, ModelConfig, RelayConfig
 from server.domain.breaker import CircuitBreaker
 from server.domain.catalogue import Catalogue
+from server.domain.metering import UsageMeter
 from server.domain.relay import Relay
 from server.domain.retry_budget import RetryBudget
 from server.domain.routing import Channel, Router
@@ -72,6 +73,13 @@ def _relay(channels: list[Channel], **config: object) -> Relay:
     return relay
 
 
+async def _complete(
+    relay: Relay, params: chat_pb2.ChatCompletionParams
+) -> tuple[relay_pb2.CreateChatCompletionResponse, UsageMeter]:
+    meter = UsageMeter(params.model, 1, stream=False)
+    return await relay.complete(None, params, "r", meter), meter
+
+
 def _params(model: str = "big", text: str = "hi", **fields: object) -> chat_pb2.ChatCompletionParams:
     return chat_pb2.ChatCompletionParams(
         model=model,
@@ -83,8 +91,8 @@ def _params(model: str = "big", text: str = "hi", **fields: object) -> chat_pb2.
 async def test_higher_tier_first_then_lower_tier_on_failure() -> None:
     high, low = FakeProvider("high", failures=1), FakeProvider("low")
     relay = _relay([_channel("low", low, ("big",), priority=0), _channel("high", high, ("big",), priority=5)])
-    answer, served = await relay.complete(None, _params(), "r1")
-    assert (answer.id, served.channel, served.model, answer.model) == ("low", "low", "big", "big")
+    answer, served = await _complete(relay, _params())
+    assert (answer.id, served.channel, served.served_model, answer.model) == ("low", "low", "big", "big")
     assert len(high.calls) == 1 and len(low.calls) == 1
     assert len(relay.sleeps) == 1  # type: ignore[attr-defined]  # one backoff before the retry
 
@@ -93,9 +101,9 @@ async def test_a_lone_channel_is_retried_then_the_fallback_model_serves() -> Non
     big = FakeProvider("big", failures=10)
     small = FakeProvider("small")
     relay = _relay([_channel("b", big, ("big",)), _channel("s", small, ("small",))], max_retries=2)
-    answer, served = await relay.complete(None, _params(), "r1")
+    answer, served = await _complete(relay, _params())
     assert len(big.calls) == 2  # two failures open the breaker; the third attempt is skipped
-    assert (served.model, served.channel, answer.model) == ("small", "s", "small")
+    assert (served.served_model, served.channel, answer.model) == ("small", "s", "small")
     assert small.calls[0].params.model == "small"
 
 
@@ -104,7 +112,7 @@ async def test_client_errors_are_not_retried() -> None:
     other = FakeProvider("q")
     relay = _relay([_channel("p", provider, ("big",)), _channel("q", other, ("big",), priority=-1)])
     with pytest.raises(InvalidArgumentError):
-        await relay.complete(None, _params(), "r1")
+        await _complete(relay, _params())
     assert len(provider.calls) == 1 and other.calls == []
 
 
@@ -112,7 +120,7 @@ async def test_retry_after_within_the_cap_is_honoured() -> None:
     error = UpstreamError("slow down", retryable=True, upstream_status=429, retry_after=3)
     provider = FakeProvider("p", failures=1, error=error)
     relay = _relay([_channel("p", provider, ("big",))])
-    await relay.complete(None, _params(), "r1")
+    await _complete(relay, _params())
     assert relay.sleeps == [3]  # type: ignore[attr-defined]
 
 
@@ -126,7 +134,7 @@ async def test_retry_budget_exhausted_means_no_retry() -> None:
 
     relay = Relay(catalogue, Router([channel], catalogue), RelayConfig(), RetryBudget(0.0, reserve=0), sleep=no_sleep)
     with pytest.raises(UpstreamError):
-        await relay.complete(None, _params("solo"), "r1")
+        await _complete(relay, _params("solo"))
     assert len(provider.calls) == 1
 
 
@@ -135,7 +143,7 @@ async def test_weights_share_traffic_within_a_tier() -> None:
     relay = _relay([_channel("heavy", heavy, ("small",), weight=9), _channel("light", light, ("small",), weight=1)])
     served: Counter[str] = Counter()
     for _ in range(400):
-        _, who = await relay.complete(None, _params("small"), "r")
+        _, who = await _complete(relay, _params("small"))
         served[who.channel] += 1
     assert 320 <= served["heavy"] <= 390
 
@@ -143,8 +151,8 @@ async def test_weights_share_traffic_within_a_tier() -> None:
 async def test_renamed_model_and_output_limit_reach_the_provider() -> None:
     provider = FakeProvider("p")
     relay = _relay([_channel("p", provider, ("big",), model_map={"big": "big-2026-01"})])
-    await relay.complete(None, _params(), "r1")
-    await relay.complete(None, _params(max_tokens=7), "r2")
+    await _complete(relay, _params())
+    await _complete(relay, _params(max_tokens=7))
     assert [c.params.model for c in provider.calls] == ["big-2026-01", "big-2026-01"]
     assert [c.output_limit for c in provider.calls] == [100, 7]
 
@@ -153,26 +161,45 @@ async def test_context_window_and_images_are_checked_before_any_call() -> None:
     provider = FakeProvider("p")
     relay = _relay([_channel("p", provider, ("big", "eyes"))])
     with pytest.raises(ContextLengthExceededError):
-        await relay.complete(None, _params(text="x" * 4000), "r1")
+        await _complete(relay, _params(text="x" * 4000))
     with pytest.raises(ContextLengthExceededError):
-        await relay.complete(None, _params(max_tokens=999), "r1")
+        await _complete(relay, _params(max_tokens=999))
     image = chat_pb2.ChatMessage(
         role="user", content_parts=[chat_pb2.ContentPart(image_url=chat_pb2.ImageUrl(url="https://x/y.png"))]
     )
     with pytest.raises(InvalidArgumentError, match="does not accept images"):
-        await relay.complete(None, chat_pb2.ChatCompletionParams(model="big", messages=[image]), "r1")
+        await _complete(relay, chat_pb2.ChatCompletionParams(model="big", messages=[image]))
     assert provider.calls == []
-    await relay.complete(None, chat_pb2.ChatCompletionParams(model="eyes", messages=[image]), "r1")
+    await _complete(relay, chat_pb2.ChatCompletionParams(model="eyes", messages=[image]))
 
 
 async def test_stream_fails_over_before_the_first_chunk_and_strips_usage_unless_asked() -> None:
     first, second = FakeProvider("first", failures=1), FakeProvider("second")
     relay = _relay([_channel("a", first, ("big",), priority=1), _channel("b", second, ("big",))])
-    stream = await relay.stream(None, _params(), "r1")
+    stream = await relay.stream(None, _params(), "r1", UsageMeter("big", 1, stream=True))
     chunks = [chunk async for chunk in stream.chunks]
     assert stream.served.channel == "b"
     assert [c.id for c in chunks] == ["second"]
     assert all(c.model == "big" for c in chunks)
     asked = _params(stream_options=chat_pb2.StreamOptions(include_usage=True))
-    chunks = [chunk async for chunk in (await relay.stream(None, asked, "r2")).chunks]
+    chunks = [chunk async for chunk in (await relay.stream(None, asked, "r2", UsageMeter("big", 1, True))).chunks]
     assert chunks[-1].usage.total_tokens == 3
+
+
+async def test_the_meter_knows_every_ending() -> None:
+    relay = _relay([_channel("p", FakeProvider("p"), ("big",))])
+    _, meter = await _complete(relay, _params())
+    assert (meter.status, meter.channel, meter.served_model) == ("ok", "p", "big")
+    failing = _relay([_channel("p", FakeProvider("p", failures=9), ("big",))])
+    with pytest.raises(UpstreamError):
+        await _complete(failing, _params())
+    stream_meter = UsageMeter("big", 12, stream=True)
+    stream = await relay.stream(None, _params(), "r", stream_meter)
+    await anext(stream.chunks)
+    await stream.chunks.aclose()  # the client left after the first chunk
+    assert stream_meter.status == "cancelled"
+    assert stream_meter.estimated and stream_meter.usage().prompt_tokens == 12
+    refused = UsageMeter("nope", 1, stream=False)
+    with pytest.raises(Exception):  # noqa: B017 - any refusal must still settle the meter
+        await relay.complete(None, _params("nope"), "r", refused)
+    assert refused.status == "model_not_found"

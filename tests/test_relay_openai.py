@@ -206,3 +206,26 @@ async def test_client_disconnect_cancels_the_upstream_request(env: RelayEnv) -> 
         await asyncio.sleep(0.05)
     assert env.upstream.client_disconnects == 1
     assert env.upstream.in_flight == 0
+
+
+async def test_every_call_ends_with_one_metadata_line_and_no_content(
+    env: RelayEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="server.services.relay")
+    canary = "CANARY-prompt-text-7f3a"
+    async with env.client() as client:
+        await client.chat.completions.create(model="deepseek-chat", messages=[{"role": "user", "content": canary}])
+        stream = await client.chat.completions.create(
+            model="deepseek-chat",
+            messages=[{"role": "user", "content": f"{canary} [[scenario: cut_after=2]]"}],
+            stream=True,
+        )
+        with pytest.raises(openai.APIError):
+            async for _ in stream:
+                pass
+    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("relayed")]
+    assert len(lines) == 2
+    assert "status=ok" in lines[0] and "channel=deepseek" in lines[0] and "estimated=False" in lines[0]
+    assert "status=upstream_error" in lines[1] and "estimated=True" in lines[1] and "stream=True" in lines[1]
+    assert all(canary not in record.getMessage() for record in caplog.records)
+    assert "Echo" not in caplog.text

@@ -9,15 +9,17 @@ names the model that actually served.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from typing import TypeVar
 
 from tollgate.v1 import chat_pb2, relay_pb2
 
 from server.config import RelayConfig
 from server.domain.catalogue import Catalogue, CatalogueModel
+from server.domain.metering import UsageMeter
 from server.domain.records import ApiToken
 from server.domain.retry_budget import RetryBudget
 from server.domain.routing import Channel, Router
@@ -48,7 +50,7 @@ class Served:
 class ChatStream:
     """A started stream: its chunks, and who serves it."""
 
-    chunks: AsyncIterator[relay_pb2.StreamChatCompletionResponse]
+    chunks: AsyncGenerator[relay_pb2.StreamChatCompletionResponse, None]
     served: Served
 
 
@@ -70,21 +72,34 @@ class Relay:
         self._sleep = sleep
 
     async def complete(
-        self, token: ApiToken | None, params: chat_pb2.ChatCompletionParams, request_id: str
-    ) -> tuple[relay_pb2.CreateChatCompletionResponse, Served]:
-        model = self._chat_model(token, params)
+        self, token: ApiToken | None, params: chat_pb2.ChatCompletionParams, request_id: str, meter: UsageMeter
+    ) -> relay_pb2.CreateChatCompletionResponse:
+        """A whole answer; `meter` learns who served it and what it used, however the call ends."""
+        with _metered(meter):
+            model = self._chat_model(token, params)
 
-        async def attempt(channel: Channel, served: CatalogueModel) -> relay_pb2.CreateChatCompletionResponse:
-            return await channel.provider.complete(self._call(channel, served, params, request_id))
+            async def attempt(channel: Channel, served: CatalogueModel) -> relay_pb2.CreateChatCompletionResponse:
+                return await channel.provider.complete(self._call(channel, served, params, request_id))
 
-        answer, served = await self._failover(model, attempt)
-        answer.model = served.model
-        return answer, served
+            answer, served = await self._failover(model, attempt)
+            answer.model = served.model
+            meter.served_model, meter.channel = served.model, served.channel
+            meter.saw_answer(answer)
+            return answer
 
     async def stream(
-        self, token: ApiToken | None, params: chat_pb2.ChatCompletionParams, request_id: str
+        self, token: ApiToken | None, params: chat_pb2.ChatCompletionParams, request_id: str, meter: UsageMeter
     ) -> ChatStream:
-        """Opens a stream: returns once the first chunk is in, so failures before it can still fail over."""
+        """Opens a stream: returns once the first chunk is in, so failures before it can still fail over.
+
+        The meter watches every chunk and learns how the stream ended, including a client that left.
+        """
+        with _metered(meter, until_success=False):
+            return await self._open_stream(token, params, request_id, meter)
+
+    async def _open_stream(
+        self, token: ApiToken | None, params: chat_pb2.ChatCompletionParams, request_id: str, meter: UsageMeter
+    ) -> ChatStream:
         model = self._chat_model(token, params)
 
         async def attempt(
@@ -97,8 +112,9 @@ class Relay:
                 raise UpstreamError(f"channel {channel.name} sent an empty stream", retryable=True) from None
 
         (first, rest), served = await self._failover(model, attempt)
+        meter.served_model, meter.channel = served.model, served.channel
         include_usage = params.stream_options.include_usage
-        return ChatStream(_relabelled(first, rest, served.model, include_usage), served)
+        return ChatStream(_relabelled(first, rest, served.model, include_usage, meter), served)
 
     async def embed(
         self, token: ApiToken | None, request: relay_pb2.CreateEmbeddingRequest
@@ -228,11 +244,32 @@ async def _relabelled(
     rest: AsyncIterator[relay_pb2.StreamChatCompletionResponse],
     model: str,
     include_usage: bool,
-) -> AsyncIterator[relay_pb2.StreamChatCompletionResponse]:
+    meter: UsageMeter,
+) -> AsyncGenerator[relay_pb2.StreamChatCompletionResponse, None]:
     """The chunks with the served model's public id; the usage chunk only if the client asked for it."""
-    chunk: relay_pb2.StreamChatCompletionResponse | None = first
-    while chunk is not None:
-        if include_usage or chunk.choices or not chunk.HasField("usage"):
-            chunk.model = model
-            yield chunk
-        chunk = await anext(rest, None)
+    with _metered(meter):
+        chunk: relay_pb2.StreamChatCompletionResponse | None = first
+        while chunk is not None:
+            meter.saw_chunk(chunk)
+            if include_usage or chunk.choices or not chunk.HasField("usage"):
+                chunk.model = model
+                yield chunk
+            chunk = await anext(rest, None)
+
+
+@contextlib.contextmanager
+def _metered(meter: UsageMeter, *, until_success: bool = True) -> Iterator[None]:
+    """Records on the meter how the block ended: ok (unless `until_success` is False), an error code, cancelled."""
+    try:
+        yield
+    except TollgateError as exc:
+        meter.finish(exc.reason)
+        raise
+    except (asyncio.CancelledError, GeneratorExit):
+        meter.finish("cancelled")
+        raise
+    except Exception:
+        meter.finish("internal_error")
+        raise
+    if until_success:
+        meter.finish()

@@ -2,18 +2,47 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from tollgate.v1 import relay_pb2, relay_pb2_grpc
+from tollgate.v1 import chat_pb2, relay_pb2, relay_pb2_grpc
 
 from server.domain.catalogue import Catalogue, CatalogueModel
+from server.domain.metering import UsageMeter
 from server.domain.relay import Relay
+from server.domain.token_count import prompt_tokens
 from server.interceptors import current_principal, current_request_id
 
 Context = grpc.aio.ServicerContext[Any, Any]
+log = logging.getLogger(__name__)
 _CREATED = 1_767_225_600  # 2026-01-01: a fixed date, since the catalogue is configuration, not history
+
+
+def _meter(params: chat_pb2.ChatCompletionParams, *, stream: bool) -> UsageMeter:
+    return UsageMeter(params.model, prompt_tokens(params), stream)
+
+
+def _report(meter: UsageMeter) -> None:
+    """One metadata line per call, never content: what the ledger will record (issue: billing)."""
+    usage = meter.usage()
+    log.info(
+        "relayed request_id=%s model=%s served=%s channel=%s stream=%s status=%s prompt_tokens=%d "
+        "cached_tokens=%d completion_tokens=%d estimated=%s latency_ms=%d ttft_ms=%s",
+        current_request_id(),
+        meter.requested_model,
+        meter.served_model or "-",
+        meter.channel or "-",
+        meter.stream,
+        meter.status,
+        usage.prompt_tokens,
+        usage.prompt_tokens_details.cached_tokens,
+        usage.completion_tokens,
+        meter.estimated,
+        meter.latency_ms(),
+        meter.time_to_first_token_ms(),
+    )
 
 
 def model_message(model: CatalogueModel) -> relay_pb2.Model:
@@ -49,15 +78,25 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     async def CreateChatCompletion(
         self, request: relay_pb2.CreateChatCompletionRequest, context: Context
     ) -> relay_pb2.CreateChatCompletionResponse:
-        answer, _ = await self._relay.complete(current_principal().token, request.params, current_request_id())
-        return answer
+        meter = _meter(request.params, stream=False)
+        try:
+            return await self._relay.complete(current_principal().token, request.params, current_request_id(), meter)
+        finally:
+            _report(meter)
 
     async def StreamChatCompletion(
         self, request: relay_pb2.StreamChatCompletionRequest, context: Context
     ) -> AsyncIterator[relay_pb2.StreamChatCompletionResponse]:
-        stream = await self._relay.stream(current_principal().token, request.params, current_request_id())
-        async for chunk in stream.chunks:
-            yield chunk
+        meter = _meter(request.params, stream=True)
+        stream = None
+        try:
+            stream = await self._relay.stream(current_principal().token, request.params, current_request_id(), meter)
+            async for chunk in stream.chunks:
+                yield chunk
+        finally:
+            if stream is not None:
+                await stream.chunks.aclose()  # settles the meter now, also when the client went away
+            _report(meter)
 
     async def CreateEmbedding(
         self, request: relay_pb2.CreateEmbeddingRequest, context: Context

@@ -1,0 +1,72 @@
+"""What a relayed call used, known at every terminal path: success, upstream error, cut, client cancel.
+
+Usage the upstream reported wins; when none arrived (a cut stream, a client that left), the meter
+estimates from the prompt and the text actually relayed, and says so. Error text never counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from tollgate.v1 import chat_pb2, relay_pb2
+
+from server.domain.token_count import text_tokens
+
+
+@dataclasses.dataclass
+class UsageMeter:
+    """Watches one call: the usage reported, the output relayed, how it ended."""
+
+    requested_model: str
+    prompt_estimate: int
+    stream: bool
+    served_model: str = ""
+    channel: str = ""
+    reported: chat_pb2.Usage | None = None
+    output_text: int = 0
+    """Estimated tokens of the content, reasoning and tool arguments relayed so far."""
+    status: str = "ok"
+    """ok, or the error code the call ended with (cancelled when the client left)."""
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+    ended: float | None = None
+
+    @property
+    def estimated(self) -> bool:
+        return self.reported is None
+
+    def usage(self) -> chat_pb2.Usage:
+        """The usage to account: reported, else estimated from the prompt and the relayed output."""
+        if self.reported is not None:
+            return self.reported
+        completion = self.output_text
+        prompt = self.prompt_estimate if self.first_token_at is not None or completion else 0
+        return chat_pb2.Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+    def saw_chunk(self, chunk: relay_pb2.StreamChatCompletionResponse) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.monotonic()
+        if chunk.HasField("usage"):
+            self.reported = chunk.usage
+        for choice in chunk.choices:
+            delta = choice.delta
+            self.output_text += text_tokens(delta.content) + text_tokens(delta.reasoning_content)
+            self.output_text += sum(text_tokens(call.function.arguments) for call in delta.tool_calls)
+
+    def saw_answer(self, answer: relay_pb2.CreateChatCompletionResponse) -> None:
+        self.first_token_at = time.monotonic()
+        if answer.HasField("usage"):
+            self.reported = answer.usage
+        for choice in answer.choices:
+            self.output_text += text_tokens(choice.message.content) + text_tokens(choice.message.reasoning_content)
+
+    def finish(self, status: str = "ok") -> None:
+        self.status = status
+        self.ended = time.monotonic()
+
+    def latency_ms(self) -> int:
+        return round(((self.ended or time.monotonic()) - self.started) * 1000)
+
+    def time_to_first_token_ms(self) -> int | None:
+        return None if self.first_token_at is None else round((self.first_token_at - self.started) * 1000)
