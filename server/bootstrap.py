@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from datetime import timedelta
 
 import grpc
 import httpx
@@ -15,9 +16,11 @@ from server.access import ACCESS
 from server.auth import Authenticator, ChainAuthenticator, OperatorKeyAuthenticator, operator_key_sha256
 from server.config import Config, ConfigError, split_host_port
 from server.domain.accounts import Accounts
+from server.domain.billing import Billing
 from server.domain.breaker import CircuitBreaker
 from server.domain.catalogue import Catalogue
 from server.domain.login_throttle import LoginThrottle
+from server.domain.money import parse_multiplier
 from server.domain.passwords import Passwords
 from server.domain.relay import Relay
 from server.domain.routing import Channel, Router
@@ -64,6 +67,7 @@ class Domain:
     tokens: Tokens
     catalogue: Catalogue
     relay: Relay
+    billing: Billing
 
     def servicers(self) -> Servicers:
         return Servicers(
@@ -88,12 +92,19 @@ def build_domain(
     passwords = passwords or Passwords()
     catalogue = Catalogue(config.models)
     router = Router(build_channels(config, http_client), catalogue)
+    billing = Billing(
+        store.ledger,
+        catalogue,
+        parse_multiplier(config.billing.site_discount, param="billing.site_discount"),
+        timedelta(seconds=config.relay.stream_max_seconds),
+    )
     return Domain(
         accounts=Accounts(store.accounts, passwords),
         sessions=Sessions(store.accounts, store.sessions, passwords, LoginThrottle(), operator_key_sha256),
         tokens=Tokens(store.tokens, catalogue.ids()),
         catalogue=catalogue,
-        relay=Relay(catalogue, router, config.relay),
+        relay=Relay(catalogue, router, config.relay, billing),
+        billing=billing,
     )
 
 

@@ -98,6 +98,16 @@ class ChannelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class BillingConfig:
+    """Charging."""
+
+    site_discount: str = "1"
+    """Multiplier on every upstream price, as a decimal string (e.g. "0.8" sells at 80 %)."""
+    reaper_interval_seconds: float = 30.0
+    """How often holds left by a dead process are looked for."""
+
+
+@dataclasses.dataclass(frozen=True)
 class RelayConfig:
     """Timeouts, retries and circuit breaking of upstream calls."""
 
@@ -130,24 +140,56 @@ class RelayConfig:
 
 
 def default_models() -> dict[str, ModelConfig]:
-    """The catalogue served when the configuration file has no `[models]` tables."""
+    """The catalogue served when the configuration file has no `[models]` tables (prices in USD per 1M tokens)."""
+    anthropic = {"owned_by": "anthropic", "context_window": 200_000}
     return {
-        "deepseek-chat": ModelConfig(owned_by="deepseek", context_window=65_536, max_output_tokens=8_192),
-        "deepseek-reasoner": ModelConfig(
-            owned_by="deepseek", context_window=65_536, max_output_tokens=32_768, reasoning=True
+        "deepseek-chat": ModelConfig(
+            owned_by="deepseek",
+            context_window=65_536,
+            max_output_tokens=8_192,
+            input_per_mtok="0.27",
+            cached_input_per_mtok="0.07",
+            output_per_mtok="1.10",
         ),
-        "claude-haiku-4-5": ModelConfig(owned_by="anthropic", context_window=200_000, max_output_tokens=64_000),
+        "deepseek-reasoner": ModelConfig(
+            owned_by="deepseek",
+            context_window=65_536,
+            max_output_tokens=32_768,
+            reasoning=True,
+            input_per_mtok="0.55",
+            cached_input_per_mtok="0.14",
+            output_per_mtok="2.19",
+        ),
+        "claude-haiku-4-5": ModelConfig(
+            **anthropic,  # type: ignore[arg-type]
+            max_output_tokens=64_000,
+            input_per_mtok="1",
+            cached_input_per_mtok="0.10",
+            cache_write_per_mtok="1.25",
+            output_per_mtok="5",
+        ),
         "claude-sonnet-4-6": ModelConfig(
-            owned_by="anthropic",
-            context_window=200_000,
+            **anthropic,  # type: ignore[arg-type]
             max_output_tokens=64_000,
             vision=True,
             fallbacks=("claude-haiku-4-5",),
+            input_per_mtok="3",
+            cached_input_per_mtok="0.30",
+            cache_write_per_mtok="3.75",
+            output_per_mtok="15",
         ),
         "claude-opus-4-7": ModelConfig(
-            owned_by="anthropic", context_window=200_000, max_output_tokens=32_000, vision=True
+            **anthropic,  # type: ignore[arg-type]
+            max_output_tokens=32_000,
+            vision=True,
+            input_per_mtok="5",
+            cached_input_per_mtok="0.50",
+            cache_write_per_mtok="6.25",
+            output_per_mtok="25",
         ),
-        "text-embedding-3-small": ModelConfig(kind="embedding", owned_by="openai", context_window=8_191),
+        "text-embedding-3-small": ModelConfig(
+            kind="embedding", owned_by="openai", context_window=8_191, input_per_mtok="0.02"
+        ),
     }
 
 
@@ -192,6 +234,7 @@ class Config:
     grpc: GrpcConfig = dataclasses.field(default_factory=GrpcConfig)
     http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
     relay: RelayConfig = dataclasses.field(default_factory=RelayConfig)
+    billing: BillingConfig = dataclasses.field(default_factory=BillingConfig)
     models: Mapping[str, ModelConfig] = dataclasses.field(
         default_factory=default_models, metadata={"table_of": ModelConfig}
     )

@@ -3,6 +3,8 @@
     TollgateError
     ├── InvalidArgumentError       INVALID_ARGUMENT     invalid_request_error
     │   └── ContextLengthExceededError                  context_length_exceeded
+    ├── FailedPreconditionError    FAILED_PRECONDITION  failed_precondition
+    │   └── InsufficientQuotaError                      insufficient_quota
     ├── AuthenticationError        UNAUTHENTICATED      invalid_api_key
     ├── PermissionDeniedError      PERMISSION_DENIED    permission_denied
     ├── NotFoundError              NOT_FOUND            not_found
@@ -87,6 +89,21 @@ class ContextLengthExceededError(InvalidArgumentError):
     """The prompt (plus the requested output) cannot fit the model's context window."""
 
     reason = "context_length_exceeded"
+
+
+class FailedPreconditionError(TollgateError):
+    """The request is well formed but the system is not in a state to serve it."""
+
+    status = StatusCode.FAILED_PRECONDITION
+    reason = "failed_precondition"
+    error_type = "invalid_request_error"
+
+
+class InsufficientQuotaError(FailedPreconditionError):
+    """The balance (or the token's cap) cannot pay for the call's upper bound."""
+
+    reason = "insufficient_quota"
+    error_type = "insufficient_quota"
 
 
 class AuthenticationError(TollgateError):

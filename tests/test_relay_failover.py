@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -10,20 +12,74 @@ import pytest
 from tollgate.v1 import chat_pb2, relay_pb2
 
 from server.config import ChannelConfig, ModelConfig, RelayConfig
+from server.domain.billing import Billing
 from server.domain.breaker import CircuitBreaker
 from server.domain.catalogue import Catalogue
 from server.domain.metering import UsageMeter
+from server.domain.records import ApiToken, Funds, Hold, UsageRecord
 from server.domain.relay import Relay
 from server.domain.retry_budget import RetryBudget
 from server.domain.routing import Channel, Router
 from server.errors import ContextLengthExceededError, InvalidArgumentError, UpstreamError
 from server.providers.base import ChatCall, Deadlines
 
+PRICED = {"input_per_mtok": "1", "output_per_mtok": "2"}
 MODELS = {
-    "big": ModelConfig(context_window=1000, max_output_tokens=100, fallbacks=("small",)),
-    "small": ModelConfig(context_window=1000, max_output_tokens=50),
-    "eyes": ModelConfig(context_window=10_000, max_output_tokens=50, vision=True),
+    "big": ModelConfig(context_window=1000, max_output_tokens=100, fallbacks=("small",), **PRICED),  # type: ignore[arg-type]
+    "small": ModelConfig(context_window=1000, max_output_tokens=50, **PRICED),  # type: ignore[arg-type]
+    "eyes": ModelConfig(context_window=10_000, max_output_tokens=50, vision=True, **PRICED),  # type: ignore[arg-type]
+    "solo": ModelConfig(context_window=1000, max_output_tokens=10, **PRICED),  # type: ignore[arg-type]
 }
+TOKEN = ApiToken(
+    name="t",
+    spend_cap_micros=0,
+    expires_at=None,
+    allowed_models=(),
+    allowed_ips=(),
+    max_concurrency=0,
+    requests_per_minute=0,
+    tokens_per_minute=0,
+    disabled=False,
+    id="tok_1",
+    account_id="acc_1",
+    key_hash="h",
+    masked_key="sk-…",
+    spent_micros=0,
+    created_at=datetime.now(UTC),
+    last_used_at=None,
+)
+
+
+class FakeLedger:
+    """A LedgerStore with plenty of money that records settlements."""
+
+    def __init__(self) -> None:
+        self.settled: list[tuple[Hold, int, UsageRecord]] = []
+
+    async def funds(self, account_id: str, token_id: str) -> Funds:
+        return Funds(10**9, None, "1")
+
+    async def place_hold(self, hold: Hold) -> bool:
+        return True
+
+    async def settle(self, hold: Hold, charge_micros: int, usage: UsageRecord) -> bool:
+        self.settled.append((hold, charge_micros, usage))
+        return True
+
+    async def expired_holds(self, now: datetime, limit: int) -> list[Hold]:
+        return []
+
+    async def list_usage(self, account_id: str, filters: object, before_id: str, limit: int) -> list[UsageRecord]:
+        return []
+
+    async def usage_totals(
+        self, account_id: str, group_by: str, start_day: str, end_day: str
+    ) -> list[dict[str, object]]:
+        return []
+
+
+def _billing(catalogue: Catalogue) -> Billing:
+    return Billing(FakeLedger(), catalogue, Decimal(1), timedelta(minutes=15))  # type: ignore[arg-type]
 
 
 class FakeProvider:
@@ -68,7 +124,8 @@ def _relay(channels: list[Channel], **config: object) -> Relay:
         sleeps.append(seconds)
 
     sleeps: list[float] = []
-    relay = Relay(catalogue, Router(channels, catalogue, random.Random(7)), RelayConfig(**config), sleep=no_sleep)  # type: ignore[arg-type]
+    router = Router(channels, catalogue, random.Random(7))
+    relay = Relay(catalogue, router, RelayConfig(**config), _billing(catalogue), sleep=no_sleep)  # type: ignore[arg-type]
     relay.sleeps = sleeps  # type: ignore[attr-defined]
     return relay
 
@@ -77,7 +134,7 @@ async def _complete(
     relay: Relay, params: chat_pb2.ChatCompletionParams
 ) -> tuple[relay_pb2.CreateChatCompletionResponse, UsageMeter]:
     meter = UsageMeter(params.model, 1, stream=False)
-    return await relay.complete(None, params, "r", meter), meter
+    return await relay.complete(TOKEN, params, "r", meter), meter
 
 
 def _params(model: str = "big", text: str = "hi", **fields: object) -> chat_pb2.ChatCompletionParams:
@@ -126,13 +183,14 @@ async def test_retry_after_within_the_cap_is_honoured() -> None:
 
 async def test_retry_budget_exhausted_means_no_retry() -> None:
     provider = FakeProvider("p", failures=1)
-    catalogue = Catalogue({"solo": ModelConfig(context_window=1000, max_output_tokens=10)})
+    catalogue = Catalogue(MODELS)
     channel = _channel("p", provider, ("solo",))
 
     async def no_sleep(_: float) -> None:
         return None
 
-    relay = Relay(catalogue, Router([channel], catalogue), RelayConfig(), RetryBudget(0.0, reserve=0), sleep=no_sleep)
+    budget = RetryBudget(0.0, reserve=0)
+    relay = Relay(catalogue, Router([channel], catalogue), RelayConfig(), _billing(catalogue), budget, sleep=no_sleep)
     with pytest.raises(UpstreamError):
         await _complete(relay, _params("solo"))
     assert len(provider.calls) == 1
@@ -176,13 +234,13 @@ async def test_context_window_and_images_are_checked_before_any_call() -> None:
 async def test_stream_fails_over_before_the_first_chunk_and_strips_usage_unless_asked() -> None:
     first, second = FakeProvider("first", failures=1), FakeProvider("second")
     relay = _relay([_channel("a", first, ("big",), priority=1), _channel("b", second, ("big",))])
-    stream = await relay.stream(None, _params(), "r1", UsageMeter("big", 1, stream=True))
+    stream = await relay.stream(TOKEN, _params(), "r1", UsageMeter("big", 1, stream=True))
     chunks = [chunk async for chunk in stream.chunks]
     assert stream.served.channel == "b"
     assert [c.id for c in chunks] == ["second"]
     assert all(c.model == "big" for c in chunks)
     asked = _params(stream_options=chat_pb2.StreamOptions(include_usage=True))
-    chunks = [chunk async for chunk in (await relay.stream(None, asked, "r2", UsageMeter("big", 1, True))).chunks]
+    chunks = [chunk async for chunk in (await relay.stream(TOKEN, asked, "r2", UsageMeter("big", 1, True))).chunks]
     assert chunks[-1].usage.total_tokens == 3
 
 
@@ -194,12 +252,12 @@ async def test_the_meter_knows_every_ending() -> None:
     with pytest.raises(UpstreamError):
         await _complete(failing, _params())
     stream_meter = UsageMeter("big", 12, stream=True)
-    stream = await relay.stream(None, _params(), "r", stream_meter)
+    stream = await relay.stream(TOKEN, _params(), "r", stream_meter)
     await anext(stream.chunks)
     await stream.chunks.aclose()  # the client left after the first chunk
     assert stream_meter.status == "cancelled"
     assert stream_meter.estimated and stream_meter.usage().prompt_tokens == 12
     refused = UsageMeter("nope", 1, stream=False)
     with pytest.raises(Exception):  # noqa: B017 - any refusal must still settle the meter
-        await relay.complete(None, _params("nope"), "r", refused)
+        await relay.complete(TOKEN, _params("nope"), "r", refused)
     assert refused.status == "model_not_found"

@@ -11,7 +11,12 @@ from tests.support.inprocess import running_inprocess
 
 async def test_default_catalogue_answers_without_any_provider_key(tmp_path: Path) -> None:
     async with running_inprocess(tmp_path) as running:
-        await running.create_account("newcomer")
+        account_id = await running.create_account("newcomer")
+        await running.http.post(
+            f"/api/v1/accounts/{account_id}:credit",
+            json={"amount_usd": "5"},
+            headers=running.operator() | {"idempotency-key": "welcome"},
+        )
         _, key = await running.create_token(await running.login("newcomer"))
         async with openai.AsyncOpenAI(api_key=key, base_url=f"{running.base_url}/v1", max_retries=0) as client:
             answer = await client.chat.completions.create(

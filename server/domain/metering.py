@@ -21,6 +21,7 @@ class UsageMeter:
     requested_model: str
     prompt_estimate: int
     stream: bool
+    client_ip: str = ""
     served_model: str = ""
     channel: str = ""
     reported: chat_pb2.Usage | None = None
@@ -34,11 +35,17 @@ class UsageMeter:
 
     @property
     def estimated(self) -> bool:
-        return self.reported is None
+        return self.reported is None or not self._plausible(self.reported)
+
+    def _plausible(self, usage: chat_pb2.Usage) -> bool:
+        """Reported usage is believed unless it denies a prompt or the text that was plainly relayed."""
+        if usage.prompt_tokens <= 0 and self.prompt_estimate > 0:
+            return False
+        return not (self.output_text > 8 and usage.completion_tokens * 4 < self.output_text)
 
     def usage(self) -> chat_pb2.Usage:
         """The usage to account: reported, else estimated from the prompt and the relayed output."""
-        if self.reported is not None:
+        if self.reported is not None and self._plausible(self.reported):
             return self.reported
         completion = self.output_text
         prompt = self.prompt_estimate if self.first_token_at is not None or completion else 0

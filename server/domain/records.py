@@ -96,3 +96,58 @@ class ApiToken(TokenSettings):
     spent_micros: int
     created_at: datetime
     last_used_at: datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Hold:
+    """Money reserved for one request: an upper bound of its cost."""
+
+    request_id: str
+    account_id: str
+    token_id: str
+    amount_micros: int
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class UsageRecord:
+    """One relayed call as the usage log keeps it: metadata only."""
+
+    id: str
+    request_id: str
+    account_id: str
+    token_id: str
+    token_name: str
+    requested_model: str
+    served_model: str
+    channel: str
+    stream: bool
+    input_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cost_micros: int
+    estimated: bool
+    status: str
+    latency_ms: int
+    time_to_first_token_ms: int | None
+    client_ip: str
+    created_at: datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Funds:
+    """What an account (and one of its tokens) can still spend, and the account's price multiplier."""
+
+    available_micros: int
+    token_remaining_micros: int | None
+    """None when the token has no cap."""
+    discount: str
+
+    @property
+    def budget_micros(self) -> int:
+        if self.token_remaining_micros is None:
+            return self.available_micros
+        return min(self.available_micros, self.token_remaining_micros)

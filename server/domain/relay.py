@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import dataclasses
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
-from typing import TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 
 from tollgate.v1 import chat_pb2, relay_pb2
 
 from server.config import RelayConfig
+from server.domain.billing import Billing
 from server.domain.catalogue import Catalogue, CatalogueModel
 from server.domain.metering import UsageMeter
 from server.domain.records import ApiToken
@@ -46,12 +47,31 @@ class Served:
     channel: str
 
 
+class Settlement:
+    """Settles one call exactly once, whoever asks first, even while the asker is being cancelled."""
+
+    def __init__(self, settle: Callable[[], Coroutine[Any, Any, int]]) -> None:
+        self._settle = settle
+        self._done = False
+
+    async def __call__(self) -> None:
+        if not self._done:
+            self._done = True
+            await asyncio.shield(self._settle())
+
+
 @dataclasses.dataclass
 class ChatStream:
-    """A started stream: its chunks, and who serves it."""
+    """A started stream: its chunks, who serves it, and its settlement."""
 
     chunks: AsyncGenerator[relay_pb2.StreamChatCompletionResponse, None]
     served: Served
+    settle: Settlement
+
+    async def close(self) -> None:
+        """Ends the stream (if the consumer stopped early) and settles the call."""
+        await self.chunks.aclose()
+        await self.settle()
 
 
 class Relay:
@@ -62,50 +82,75 @@ class Relay:
         catalogue: Catalogue,
         router: Router,
         config: RelayConfig,
+        billing: Billing,
         budget: RetryBudget | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._catalogue = catalogue
         self._router = router
         self._config = config
+        self._billing = billing
         self._budget = budget or RetryBudget(config.retry_budget_ratio)
         self._sleep = sleep
 
     async def complete(
-        self, token: ApiToken | None, params: chat_pb2.ChatCompletionParams, request_id: str, meter: UsageMeter
+        self, token: ApiToken, params: chat_pb2.ChatCompletionParams, request_id: str, meter: UsageMeter
     ) -> relay_pb2.CreateChatCompletionResponse:
-        """A whole answer; `meter` learns who served it and what it used, however the call ends."""
+        """A whole answer, paid for by a hold and settled once; `meter` learns how the call went."""
         with _metered(meter):
             model = self._chat_model(token, params)
+            reservation = await self._billing.reserve(
+                token, model, meter.prompt_estimate, _requested_output(params), request_id
+            )
+        try:
+            with _metered(meter):
 
-            async def attempt(channel: Channel, served: CatalogueModel) -> relay_pb2.CreateChatCompletionResponse:
-                return await channel.provider.complete(self._call(channel, served, params, request_id))
+                async def attempt(channel: Channel, served: CatalogueModel) -> relay_pb2.CreateChatCompletionResponse:
+                    call = self._call(channel, served, params, request_id, reservation.output_limit)
+                    return await channel.provider.complete(call)
 
-            answer, served = await self._failover(model, attempt)
-            answer.model = served.model
-            meter.served_model, meter.channel = served.model, served.channel
-            meter.saw_answer(answer)
-            return answer
+                answer, served = await self._failover(model, attempt)
+                answer.model = served.model
+                meter.served_model, meter.channel = served.model, served.channel
+                meter.saw_answer(answer)
+                return answer
+        finally:
+            await Settlement(lambda: self._billing.settle(reservation, meter, token))()
 
     async def stream(
-        self, token: ApiToken | None, params: chat_pb2.ChatCompletionParams, request_id: str, meter: UsageMeter
+        self, token: ApiToken, params: chat_pb2.ChatCompletionParams, request_id: str, meter: UsageMeter
     ) -> ChatStream:
         """Opens a stream: returns once the first chunk is in, so failures before it can still fail over.
 
-        The meter watches every chunk and learns how the stream ended, including a client that left.
+        The meter watches every chunk and learns how the stream ended, including a client that left;
+        the call is settled when the stream ends, however it ends.
         """
-        with _metered(meter, until_success=False):
-            return await self._open_stream(token, params, request_id, meter)
+        with _metered(meter):
+            model = self._chat_model(token, params)
+            reservation = await self._billing.reserve(
+                token, model, meter.prompt_estimate, _requested_output(params), request_id
+            )
+        settle = Settlement(lambda: self._billing.settle(reservation, meter, token))
+        try:
+            with _metered(meter, until_success=False):
+                return await self._open_stream(model, params, request_id, meter, reservation.output_limit, settle)
+        except BaseException:
+            await settle()
+            raise
 
     async def _open_stream(
-        self, token: ApiToken | None, params: chat_pb2.ChatCompletionParams, request_id: str, meter: UsageMeter
+        self,
+        model: CatalogueModel,
+        params: chat_pb2.ChatCompletionParams,
+        request_id: str,
+        meter: UsageMeter,
+        output_limit: int,
+        settle: Settlement,
     ) -> ChatStream:
-        model = self._chat_model(token, params)
-
         async def attempt(
             channel: Channel, served: CatalogueModel
         ) -> tuple[relay_pb2.StreamChatCompletionResponse, AsyncIterator[relay_pb2.StreamChatCompletionResponse]]:
-            chunks = aiter(channel.provider.stream(self._call(channel, served, params, request_id)))
+            chunks = aiter(channel.provider.stream(self._call(channel, served, params, request_id, output_limit)))
             try:
                 return await anext(chunks), chunks
             except StopAsyncIteration:
@@ -114,10 +159,10 @@ class Relay:
         (first, rest), served = await self._failover(model, attempt)
         meter.served_model, meter.channel = served.model, served.channel
         include_usage = params.stream_options.include_usage
-        return ChatStream(_relabelled(first, rest, served.model, include_usage, meter), served)
+        return ChatStream(_relabelled(first, rest, served.model, include_usage, meter, settle), served, settle)
 
     async def embed(
-        self, token: ApiToken | None, request: relay_pb2.CreateEmbeddingRequest
+        self, token: ApiToken, request: relay_pb2.CreateEmbeddingRequest
     ) -> tuple[relay_pb2.CreateEmbeddingResponse, Served]:
         model = self._catalogue.get(request.model, token)
         if model.config.kind != "embedding":
@@ -133,7 +178,7 @@ class Relay:
         answer.model = served.model
         return answer, served
 
-    def _chat_model(self, token: ApiToken | None, params: chat_pb2.ChatCompletionParams) -> CatalogueModel:
+    def _chat_model(self, token: ApiToken, params: chat_pb2.ChatCompletionParams) -> CatalogueModel:
         model = self._catalogue.get(params.model, token)
         if model.config.kind != "chat":
             raise InvalidArgumentError(f"{model.id} is not a chat model", param="model")
@@ -151,13 +196,19 @@ class Relay:
         return model
 
     def _call(
-        self, channel: Channel, model: CatalogueModel, params: chat_pb2.ChatCompletionParams, request_id: str
+        self,
+        channel: Channel,
+        model: CatalogueModel,
+        params: chat_pb2.ChatCompletionParams,
+        request_id: str,
+        output_limit: int,
     ) -> ChatCall:
         upstream = chat_pb2.ChatCompletionParams()
         upstream.CopyFrom(params)
         upstream.model = channel.upstream_model(model.id)
-        limit = _requested_output(params) or model.config.max_output_tokens
-        return ChatCall(upstream, self._deadlines(model), request_id, output_limit=limit)
+        if not _requested_output(params):
+            upstream.max_tokens = output_limit  # the hold pays for this much output and no more
+        return ChatCall(upstream, self._deadlines(model), request_id, output_limit=output_limit)
 
     def _deadlines(self, model: CatalogueModel) -> Deadlines:
         config = self._config
@@ -245,16 +296,23 @@ async def _relabelled(
     model: str,
     include_usage: bool,
     meter: UsageMeter,
+    settle: Settlement,
 ) -> AsyncGenerator[relay_pb2.StreamChatCompletionResponse, None]:
-    """The chunks with the served model's public id; the usage chunk only if the client asked for it."""
-    with _metered(meter):
-        chunk: relay_pb2.StreamChatCompletionResponse | None = first
-        while chunk is not None:
-            meter.saw_chunk(chunk)
-            if include_usage or chunk.choices or not chunk.HasField("usage"):
-                chunk.model = model
-                yield chunk
-            chunk = await anext(rest, None)
+    """The chunks with the served model's public id; the usage chunk only if the client asked for it.
+
+    However the stream ends, the meter records it and the call is settled.
+    """
+    try:
+        with _metered(meter):
+            chunk: relay_pb2.StreamChatCompletionResponse | None = first
+            while chunk is not None:
+                meter.saw_chunk(chunk)
+                if include_usage or chunk.choices or not chunk.HasField("usage"):
+                    chunk.model = model
+                    yield chunk
+                chunk = await anext(rest, None)
+    finally:
+        await settle()
 
 
 @contextlib.contextmanager

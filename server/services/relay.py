@@ -13,7 +13,9 @@ from server.domain.catalogue import Catalogue, CatalogueModel
 from server.domain.metering import UsageMeter
 from server.domain.relay import Relay
 from server.domain.token_count import prompt_tokens
-from server.interceptors import current_principal, current_request_id
+from server.domain.records import ApiToken
+from server.errors import PermissionDeniedError
+from server.interceptors import current_client_ip, current_principal, current_request_id
 
 Context = grpc.aio.ServicerContext[Any, Any]
 log = logging.getLogger(__name__)
@@ -21,7 +23,14 @@ _CREATED = 1_767_225_600  # 2026-01-01: a fixed date, since the catalogue is con
 
 
 def _meter(params: chat_pb2.ChatCompletionParams, *, stream: bool) -> UsageMeter:
-    return UsageMeter(params.model, prompt_tokens(params), stream)
+    return UsageMeter(params.model, prompt_tokens(params), stream, client_ip=current_client_ip())
+
+
+def _token() -> ApiToken:
+    token = current_principal().token
+    if token is None:  # the access table admits only API keys here
+        raise PermissionDeniedError("relay calls need an API key", reason="wrong_credential_kind")
+    return token
 
 
 def _report(meter: UsageMeter) -> None:
@@ -80,7 +89,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     ) -> relay_pb2.CreateChatCompletionResponse:
         meter = _meter(request.params, stream=False)
         try:
-            return await self._relay.complete(current_principal().token, request.params, current_request_id(), meter)
+            return await self._relay.complete(_token(), request.params, current_request_id(), meter)
         finally:
             _report(meter)
 
@@ -90,16 +99,16 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         meter = _meter(request.params, stream=True)
         stream = None
         try:
-            stream = await self._relay.stream(current_principal().token, request.params, current_request_id(), meter)
+            stream = await self._relay.stream(_token(), request.params, current_request_id(), meter)
             async for chunk in stream.chunks:
                 yield chunk
         finally:
             if stream is not None:
-                await stream.chunks.aclose()  # settles the meter now, also when the client went away
+                await stream.close()  # settles now, also when the client went away
             _report(meter)
 
     async def CreateEmbedding(
         self, request: relay_pb2.CreateEmbeddingRequest, context: Context
     ) -> relay_pb2.CreateEmbeddingResponse:
-        answer, _ = await self._relay.embed(current_principal().token, request)
+        answer, _ = await self._relay.embed(_token(), request)
         return answer

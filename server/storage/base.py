@@ -6,7 +6,17 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from server.domain.records import Account, ApiToken, Credentials, Credit, LedgerEntry, Session
+from server.domain.records import (
+    Account,
+    ApiToken,
+    Credentials,
+    Credit,
+    Funds,
+    Hold,
+    LedgerEntry,
+    Session,
+    UsageRecord,
+)
 
 
 class Store(Protocol):
@@ -20,6 +30,9 @@ class Store(Protocol):
 
     @property
     def tokens(self) -> TokenStore: ...
+
+    @property
+    def ledger(self) -> LedgerStore: ...
 
     async def migrate(self) -> int:
         """Applies every pending migration in order, each in its own transaction; returns the schema version."""
@@ -97,4 +110,37 @@ class TokenStore(Protocol):
 
     async def find_token_by_key_hash(self, key_hash: str) -> tuple[ApiToken, bool] | None:
         """The live token with this key hash and whether its account is disabled."""
+        ...
+
+
+class LedgerStore(Protocol):
+    """Holds and settlements: the only writes that move money for calls."""
+
+    async def funds(self, account_id: str, token_id: str) -> Funds | None:
+        """A snapshot to size a hold; the hold itself is checked again atomically."""
+        ...
+
+    async def place_hold(self, hold: Hold) -> bool:
+        """Reserves the amount on the account and the token in one step, only if both can afford it."""
+        ...
+
+    async def settle(self, hold: Hold, charge_micros: int, usage: UsageRecord) -> bool:
+        """Charges once per request id, releases the rest of the hold, writes the usage row and totals.
+
+        False (and nothing written) when the hold is already settled.
+        """
+        ...
+
+    async def expired_holds(self, now: datetime, limit: int) -> list[Hold]:
+        """Unsettled holds whose deadline has passed (their process died)."""
+        ...
+
+    async def list_usage(
+        self, account_id: str, filters: Mapping[str, Any], before_id: str, limit: int
+    ) -> list[UsageRecord]:
+        """The account's usage rows, newest first, older than `before_id` when given."""
+        ...
+
+    async def usage_totals(self, account_id: str, group_by: str, start_day: str, end_day: str) -> list[dict[str, Any]]:
+        """Pre-aggregated totals grouped by day, model, token or day and model."""
         ...

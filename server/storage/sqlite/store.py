@@ -7,18 +7,20 @@ import sqlite3
 from server.storage.migrations import load_migrations
 from server.storage.sqlite.accounts import SqliteAccounts
 from server.storage.sqlite.database import SqliteDatabase
+from server.storage.sqlite.ledger import SqliteLedger
 from server.storage.sqlite.sessions import SqliteSessions
 from server.storage.sqlite.tokens import SqliteTokens
 
 
 class SqliteStore:
-    """Store on one SQLite file; its roles are the `accounts`, `sessions` and `tokens` attributes."""
+    """Store on one SQLite file; its roles are the `accounts`, `sessions`, `tokens` and `ledger` attributes."""
 
     def __init__(self, database: SqliteDatabase) -> None:
         self._db = database
         self.accounts = SqliteAccounts(database)
         self.sessions = SqliteSessions(database)
         self.tokens = SqliteTokens(database)
+        self.ledger = SqliteLedger(database)
 
     @classmethod
     async def open(cls, database_url: str) -> SqliteStore:

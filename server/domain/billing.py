@@ -1,0 +1,182 @@
+"""Billing: an atomic hold before a call, exactly one settlement after it, at the served model's price.
+
+The hold is an upper bound of the cost: the prompt estimate with a safety margin at the dearest input
+price, plus the output limit at the output price, for the model and any of its fallbacks. When the
+client sets no output limit, the model's limit is lowered to what the balance can pay, and that limit is
+sent upstream. The charge never exceeds the hold; usage the upstream reports wins over the estimate
+unless it is implausible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from datetime import timedelta
+from decimal import Decimal
+
+from server.domain.catalogue import Catalogue, CatalogueModel
+from server.domain.clock import utcnow
+from server.domain.ids import new_id
+from server.domain.metering import UsageMeter
+from server.domain.pricing import Price, TokenCounts, affordable_output, cost_micros, parse_price
+from server.domain.records import ApiToken, Hold, UsageRecord
+from server.errors import FailedPreconditionError, InsufficientQuotaError
+from server.storage.base import LedgerStore
+
+PROMPT_MARGIN = Decimal("1.25")
+PROMPT_SLACK_TOKENS = 16
+MIN_OUTPUT_TOKENS = 16
+HOLD_GRACE = timedelta(minutes=5)
+
+
+@dataclasses.dataclass(frozen=True)
+class Reservation:
+    """A placed hold, the output limit it pays for, and the prices the call will be charged at."""
+
+    hold: Hold
+    output_limit: int
+    """The output tokens the hold pays for; sent upstream when the client set no limit."""
+    prices: Mapping[str, Price]
+    """Discounted prices of the model and its fallbacks, by model id."""
+
+
+class Billing:
+    """Holds and settlements for relayed calls."""
+
+    def __init__(
+        self, store: LedgerStore, catalogue: Catalogue, site_discount: Decimal, hold_lifetime: timedelta
+    ) -> None:
+        self._store = store
+        self._catalogue = catalogue
+        self._site_discount = site_discount
+        self._hold_lifetime = hold_lifetime
+        self._prices: dict[str, Price] = {}
+        for model_id in catalogue.ids():
+            price = parse_price(model_id, catalogue.get(model_id, None).config)
+            if price is not None:
+                self._prices[model_id] = price
+
+    def upstream_price(self, model_id: str) -> Price | None:
+        return self._prices.get(model_id)
+
+    async def reserve(
+        self, token: ApiToken, model: CatalogueModel, prompt_tokens: int, requested_output: int, request_id: str
+    ) -> Reservation:
+        """Places the hold; raises InsufficientQuotaError (402) when the balance or cap cannot pay for it."""
+        funds = await self._store.funds(token.account_id, token.id)
+        if funds is None:
+            raise InsufficientQuotaError("the account cannot pay for calls")
+        discount = self._site_discount * Decimal(funds.discount)
+        prices = {model_id: price.scaled(discount) for model_id, price in self._model_prices(model).items()}
+        bound = _upper_bound(prices.values())
+        prompt_upper = math.ceil(prompt_tokens * PROMPT_MARGIN) + PROMPT_SLACK_TOKENS
+        prompt_micros = math.ceil(prompt_upper * max(bound.input, bound.cache_write))
+        budget = funds.budget_micros
+        if requested_output:
+            output_limit = requested_output
+        else:
+            output_limit = min(model.config.max_output_tokens, affordable_output(bound, budget, prompt_micros))
+            if output_limit < min(MIN_OUTPUT_TOKENS, model.config.max_output_tokens):
+                raise _insufficient(
+                    funds.token_remaining_micros is not None and funds.budget_micros < funds.available_micros
+                )
+        amount = math.ceil(prompt_micros + output_limit * bound.output)
+        if amount > budget:
+            raise _insufficient(funds.token_remaining_micros is not None and funds.token_remaining_micros < amount)
+        now = utcnow()
+        hold = Hold(request_id, token.account_id, token.id, amount, now, now + self._hold_lifetime + HOLD_GRACE)
+        if not await self._store.place_hold(hold):
+            raise _insufficient(False)  # another request took the money between the snapshot and the hold
+        return Reservation(hold, output_limit, prices)
+
+    async def settle(self, reservation: Reservation, meter: UsageMeter, token: ApiToken) -> int:
+        """Charges the call once (a second settlement is a no-op) and records its usage row; returns the charge."""
+        usage = meter.usage()
+        tokens = TokenCounts.from_usage(usage)
+        served = meter.served_model or meter.requested_model
+        price = reservation.prices.get(served) or reservation.prices[meter.requested_model]
+        charge = min(cost_micros(price, tokens), reservation.hold.amount_micros)
+        record = UsageRecord(
+            id=new_id("use"),
+            request_id=reservation.hold.request_id,
+            account_id=token.account_id,
+            token_id=token.id,
+            token_name=token.name,
+            requested_model=meter.requested_model,
+            served_model=meter.served_model,
+            channel=meter.channel,
+            stream=meter.stream,
+            input_tokens=tokens.input,
+            cached_tokens=tokens.cached,
+            cache_write_tokens=tokens.cache_write,
+            output_tokens=tokens.output,
+            reasoning_tokens=tokens.reasoning,
+            cost_micros=charge,
+            estimated=meter.estimated,
+            status=meter.status,
+            latency_ms=meter.latency_ms(),
+            time_to_first_token_ms=meter.time_to_first_token_ms(),
+            client_ip=meter.client_ip,
+            created_at=utcnow(),
+        )
+        await self._store.settle(reservation.hold, charge, record)
+        return charge
+
+    async def reap(self, limit: int = 100) -> int:
+        """Settles holds whose process died before settling them: released at no charge, logged as abandoned.
+
+        Nothing is known of what such a call used; the customer is not charged for Tollgate's crash.
+        Settlement is conditional on the hold being open, so a reaper and a late settlement never both win.
+        """
+        reaped = 0
+        for hold in await self._store.expired_holds(utcnow(), limit):
+            record = UsageRecord(
+                id=new_id("use"),
+                request_id=hold.request_id,
+                account_id=hold.account_id,
+                token_id=hold.token_id,
+                token_name="",
+                requested_model="",
+                served_model="",
+                channel="",
+                stream=False,
+                input_tokens=0,
+                cached_tokens=0,
+                cache_write_tokens=0,
+                output_tokens=0,
+                reasoning_tokens=0,
+                cost_micros=0,
+                estimated=True,
+                status="abandoned",
+                latency_ms=0,
+                time_to_first_token_ms=None,
+                client_ip="",
+                created_at=utcnow(),
+            )
+            reaped += await self._store.settle(hold, 0, record)
+        return reaped
+
+    def _model_prices(self, model: CatalogueModel) -> dict[str, Price]:
+        prices = {}
+        for model_id in (model.id, *model.config.fallbacks):
+            price = self._prices.get(model_id)
+            if price is None:
+                raise FailedPreconditionError(
+                    f"{model_id} has no price configured, so it cannot be billed", reason="model_not_priced"
+                )
+            prices[model_id] = price
+        return prices
+
+
+def _upper_bound(prices: object) -> Price:
+    values = list(prices)  # type: ignore[call-overload]
+    return Price(*(max(getattr(p, field.name) for p in values) for field in dataclasses.fields(Price)))
+
+
+def _insufficient(cap: bool) -> InsufficientQuotaError:
+    if cap:
+        return InsufficientQuotaError("this API key's spend cap cannot pay for this request", param="max_tokens")
+    return InsufficientQuotaError(
+        "the balance cannot pay for this request: add credit or lower max_tokens", param="max_tokens"
+    )
