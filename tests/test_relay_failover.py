@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from tollgate.v1 import chat_pb2, relay_pb2
@@ -79,7 +79,7 @@ class FakeLedger:
 
 
 def _billing(catalogue: Catalogue) -> Billing:
-    return Billing(FakeLedger(), catalogue, Decimal(1), timedelta(minutes=15))  # type: ignore[arg-type]
+    return Billing(FakeLedger(), catalogue, Decimal(1), timedelta(minutes=15))
 
 
 class FakeProvider:

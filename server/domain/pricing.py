@@ -70,7 +70,7 @@ def parse_price(model_id: str, config: ModelConfig) -> Price | None:
 
 
 def cost_micros(price: Price, tokens: TokenCounts) -> int:
-    """The exact cost in micro-USD, rounded up once: tokens × USD/Mtok is micro-USD already."""
+    """The exact cost in micro-USD, rounded up once: tokens times USD per Mtok is micro-USD already."""
     exact = (
         tokens.input * price.input
         + tokens.cached * price.cached_input

@@ -11,9 +11,9 @@ from tollgate.v1 import chat_pb2, relay_pb2, relay_pb2_grpc
 
 from server.domain.catalogue import Catalogue, CatalogueModel
 from server.domain.metering import UsageMeter
+from server.domain.records import ApiToken
 from server.domain.relay import Relay
 from server.domain.token_count import prompt_tokens
-from server.domain.records import ApiToken
 from server.errors import PermissionDeniedError
 from server.interceptors import current_client_ip, current_principal, current_request_id
 

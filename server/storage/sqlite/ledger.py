@@ -103,7 +103,8 @@ class SqliteLedger:
             )
             if charge:
                 await connection.execute(
-                    "INSERT INTO ledger_entries (id, account_id, amount_micros, kind, actor, reason, created_at, request_id)"
+                    "INSERT INTO ledger_entries"
+                    " (id, account_id, amount_micros, kind, actor, reason, created_at, request_id)"
                     " VALUES (?, ?, ?, 'charge', ?, ?, ?, ?)",
                     (
                         "led_" + usage.id.removeprefix("use_"),
