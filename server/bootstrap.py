@@ -73,7 +73,7 @@ class Domain:
         return Servicers(
             relay=RelayServicer(self.catalogue, self.relay),
             tokens=TokenServicer(self.tokens),
-            billing=BillingServicer(self.accounts),
+            billing=BillingServicer(self.accounts, self.billing, self.catalogue.context_windows()),
             accounts=AccountServicer(self.accounts, self.sessions),
         )
 
@@ -137,10 +137,13 @@ class Tollgate:
     http_server: HttpServer
     channel: grpc.aio.Channel
     generated_operator_key: str | None
+    reaper: asyncio.Task[None]
 
     async def stop(self, grace: float) -> None:
         """Graceful shutdown: stop accepting, drain in-flight calls within `grace`, close in reverse order."""
         await asyncio.gather(self.http_server.stop(grace), self.grpc_server.stop(grace))
+        self.reaper.cancel()
+        await asyncio.gather(self.reaper, return_exceptions=True)
         await self.channel.close()
         await self.upstream_client.aclose()
         await self.store.close()
@@ -172,7 +175,20 @@ async def start(config: Config) -> Tollgate:
         await upstream_client.aclose()
         await store.close()
         raise
-    return Tollgate(store, upstream_client, grpc_server, http, channel, generated_key)
+    reaper = asyncio.create_task(run_reaper(domain.billing, config.billing.reaper_interval_seconds), name="reaper")
+    return Tollgate(store, upstream_client, grpc_server, http, channel, generated_key, reaper)
+
+
+async def run_reaper(billing: Billing, interval: float) -> None:
+    """Settles, now and then, the holds a dead process left open; runs until cancelled."""
+    while True:
+        try:
+            reaped = await billing.reap()
+            if reaped:
+                log.info("reaper settled %d abandoned hold(s)", reaped)
+        except Exception:
+            log.exception("the reaper failed; it will try again")
+        await asyncio.sleep(interval)
 
 
 def _loopback(host: str) -> str:

@@ -14,7 +14,6 @@
     ├── UnavailableError           UNAVAILABLE          service_unavailable
     │   └── UpstreamError                               upstream_error
     ├── UpstreamTimeoutError       DEADLINE_EXCEEDED    upstream_timeout
-    ├── UnimplementedError         UNIMPLEMENTED        not_implemented
     └── InternalError              INTERNAL             internal_error
 
 Each class declares its status code, its reason (the OpenAI error `code`, also the google.rpc.ErrorInfo
@@ -184,14 +183,6 @@ class UpstreamTimeoutError(TollgateError):
     status = StatusCode.DEADLINE_EXCEEDED
     reason = "upstream_timeout"
     error_type = "server_error"
-
-
-class UnimplementedError(TollgateError):
-    """The method exists in the contract but this server does not serve it."""
-
-    status = StatusCode.UNIMPLEMENTED
-    reason = "not_implemented"
-    error_type = "invalid_request_error"
 
 
 class InternalError(TollgateError):

@@ -17,7 +17,7 @@ from google.rpc import status_pb2
 
 from server.access import ANONYMOUS, Principal, Role
 from server.auth import Authenticator
-from server.errors import AuthenticationError, PermissionDeniedError, TollgateError, UnimplementedError
+from server.errors import AuthenticationError, PermissionDeniedError, TollgateError
 from server.rpc_status import STATUS_DETAILS_KEY, error_status, internal_status
 
 log = logging.getLogger(__name__)
@@ -181,8 +181,6 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) ->
     request_id = REQUEST_ID.get()
     if isinstance(exc, TollgateError):
         status = error_status(exc, request_id)
-    elif isinstance(exc, NotImplementedError):
-        status = error_status(UnimplementedError("this method is not implemented yet"), request_id)
     else:
         log.exception("unexpected error in request %s", request_id)
         status = internal_status(request_id)

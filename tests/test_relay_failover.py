@@ -56,6 +56,9 @@ class FakeLedger:
     def __init__(self) -> None:
         self.settled: list[tuple[Hold, int, UsageRecord]] = []
 
+    async def account_discount(self, account_id: str) -> str:
+        return "1"
+
     async def funds(self, account_id: str, token_id: str) -> Funds:
         return Funds(10**9, None, "1")
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from server.domain.catalogue import Catalogue, CatalogueModel
 from server.domain.clock import utcnow
 from server.domain.ids import new_id
 from server.domain.metering import UsageMeter
+from server.domain.paging import Page, decode_page_token, encode_page_token, page_size
 from server.domain.pricing import Price, TokenCounts, affordable_output, cost_micros, parse_price
 from server.domain.records import ApiToken, Hold, UsageRecord
-from server.errors import FailedPreconditionError, InsufficientQuotaError
+from server.errors import FailedPreconditionError, InsufficientQuotaError, InvalidArgumentError
 from server.storage.base import LedgerStore
 
 PROMPT_MARGIN = Decimal("1.25")
@@ -156,6 +158,27 @@ class Billing:
             )
             reaped += await self._store.settle(hold, 0, record)
         return reaped
+
+    async def usage(self, account_id: str, filters: Mapping[str, Any], size: int, page_token: str) -> Page[UsageRecord]:
+        """The account's usage rows, newest first, filtered, one page at a time."""
+        limit = page_size(size)
+        rows = await self._store.list_usage(account_id, filters, decode_page_token(page_token), limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(rows, encode_page_token(rows[-1].id) if more else "")
+
+    async def totals(self, account_id: str, group_by: str, start: date, end: date) -> list[dict[str, Any]]:
+        """Pre-aggregated totals between two UTC days, both included."""
+        if end < start:
+            raise InvalidArgumentError("end_time must not be before start_time", param="end_time")
+        return await self._store.usage_totals(account_id, group_by, start.isoformat(), end.isoformat())
+
+    async def price_list(self, account_id: str) -> tuple[list[tuple[str, Price, Price]], Decimal, Decimal]:
+        """(model, upstream price, price after discounts) for every priced model, and both discounts."""
+        discount = Decimal((await self._store.account_discount(account_id)) or "1")
+        total = self._site_discount * discount
+        rows = [(model_id, price, price.scaled(total)) for model_id, price in self._prices.items()]
+        return rows, self._site_discount, discount
 
     def _model_prices(self, model: CatalogueModel) -> dict[str, Price]:
         prices = {}

@@ -27,6 +27,9 @@ class Catalogue:
     def ids(self) -> list[str]:
         return list(self._models)
 
+    def context_windows(self) -> dict[str, int]:
+        return {model_id: model.config.context_window for model_id, model in self._models.items()}
+
     def visible_to(self, token: ApiToken | None) -> list[CatalogueModel]:
         """Every model, or only the token's allow-list when it has one."""
         allowed = token.allowed_models if token else ()

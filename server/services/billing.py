@@ -1,25 +1,78 @@
-"""BillingService: the caller's balance now; usage logs, summaries and prices land with billing."""
+"""BillingService: the caller's balance, usage logs, usage totals and prices."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 from tollgate.v1 import billing_pb2, billing_pb2_grpc
 
 from server.domain.accounts import Accounts
-from server.errors import UnimplementedError
+from server.domain.billing import Billing
+from server.domain.money import format_usd
+from server.domain.pricing import Price
+from server.domain.records import UsageRecord
+from server.errors import InvalidArgumentError
 from server.interceptors import current_principal
-from server.services.convert import account_message
+from server.services.convert import account_message, from_timestamp, timestamp
 
 Context = grpc.aio.ServicerContext[Any, Any]
+_GROUPS = {
+    billing_pb2.USAGE_GROUPING_UNSPECIFIED: "day",
+    billing_pb2.USAGE_GROUPING_DAY: "day",
+    billing_pb2.USAGE_GROUPING_MODEL: "model",
+    billing_pb2.USAGE_GROUPING_TOKEN: "token",
+    billing_pb2.USAGE_GROUPING_DAY_AND_MODEL: "day_and_model",
+}
+DEFAULT_SUMMARY_DAYS = 30
+
+
+def usage_message(row: UsageRecord) -> billing_pb2.UsageLog:
+    return billing_pb2.UsageLog(
+        id=row.id,
+        request_id=row.request_id,
+        create_time=timestamp(row.created_at),
+        token_id=row.token_id,
+        token_name=row.token_name,
+        requested_model=row.requested_model,
+        served_model=row.served_model,
+        channel=row.channel,
+        stream=row.stream,
+        input_tokens=row.input_tokens,
+        cached_tokens=row.cached_tokens,
+        cache_write_tokens=row.cache_write_tokens,
+        output_tokens=row.output_tokens,
+        reasoning_tokens=row.reasoning_tokens,
+        cost_micros=row.cost_micros,
+        cost_usd=format_usd(row.cost_micros),
+        estimated=row.estimated,
+        status=row.status,
+        latency_ms=row.latency_ms,
+        time_to_first_token_ms=row.time_to_first_token_ms or 0,
+        client_ip=row.client_ip,
+    )
+
+
+def price_message(price: Price) -> billing_pb2.Price:
+    def text(value: Any) -> str:
+        return format(value.normalize(), "f")
+
+    return billing_pb2.Price(
+        input_per_mtok=text(price.input),
+        cached_input_per_mtok=text(price.cached_input),
+        cache_write_per_mtok=text(price.cache_write),
+        output_per_mtok=text(price.output),
+    )
 
 
 class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
-    """Thin adapter over the account's money."""
+    """Thin adapter over the account's money and its usage."""
 
-    def __init__(self, accounts: Accounts) -> None:
+    def __init__(self, accounts: Accounts, billing: Billing, context_windows: dict[str, int]) -> None:
         self._accounts = accounts
+        self._billing = billing
+        self._context_windows = context_windows
 
     async def GetBalance(
         self, request: billing_pb2.GetBalanceRequest, context: Context
@@ -30,14 +83,59 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     async def ListUsageLogs(
         self, request: billing_pb2.ListUsageLogsRequest, context: Context
     ) -> billing_pb2.ListUsageLogsResponse:
-        raise UnimplementedError("usage logs are not recorded yet")
+        filters: dict[str, Any] = {"token_id": request.token_id, "model": request.model, "status": request.status}
+        if request.HasField("start_time"):
+            filters["start"] = from_timestamp(request.start_time)
+        if request.HasField("end_time"):
+            filters["end"] = from_timestamp(request.end_time)
+        page = await self._billing.usage(current_principal().account_id, filters, request.page_size, request.page_token)
+        return billing_pb2.ListUsageLogsResponse(
+            logs=[usage_message(row) for row in page.items], next_page_token=page.next_page_token
+        )
 
     async def GetUsageSummary(
         self, request: billing_pb2.GetUsageSummaryRequest, context: Context
     ) -> billing_pb2.GetUsageSummaryResponse:
-        raise UnimplementedError("usage summaries are not recorded yet")
+        group = _GROUPS.get(request.group_by)
+        if group is None:
+            raise InvalidArgumentError("unknown group_by", param="group_by")
+        end = from_timestamp(request.end_time) if request.HasField("end_time") else datetime.now(UTC)
+        start = (
+            from_timestamp(request.start_time)
+            if request.HasField("start_time")
+            else end - timedelta(days=DEFAULT_SUMMARY_DAYS)
+        )
+        rows = await self._billing.totals(current_principal().account_id, group, start.date(), end.date())
+        buckets = [
+            billing_pb2.UsageBucket(
+                day=row.get("day", ""),
+                model=row.get("model", ""),
+                token_id=row.get("token_id", ""),
+                requests=row["requests"],
+                input_tokens=row["input_tokens"],
+                cached_tokens=row["cached_tokens"],
+                cache_write_tokens=row["cache_write_tokens"],
+                output_tokens=row["output_tokens"],
+                cost_micros=row["cost_micros"],
+                cost_usd=format_usd(row["cost_micros"]),
+            )
+            for row in rows
+        ]
+        return billing_pb2.GetUsageSummaryResponse(buckets=buckets)
 
     async def ListPrices(
         self, request: billing_pb2.ListPricesRequest, context: Context
     ) -> billing_pb2.ListPricesResponse:
-        raise UnimplementedError("prices are not configured yet")
+        rows, site, account = await self._billing.price_list(current_principal().account_id)
+        prices = [
+            billing_pb2.ModelPrice(
+                model=model_id,
+                context_window=self._context_windows.get(model_id, 0),
+                upstream=price_message(upstream),
+                discounted=price_message(discounted),
+            )
+            for model_id, upstream, discounted in rows
+        ]
+        return billing_pb2.ListPricesResponse(
+            prices=prices, site_discount=format(site, "f"), account_discount=format(account, "f")
+        )

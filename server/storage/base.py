@@ -116,6 +116,10 @@ class TokenStore(Protocol):
 class LedgerStore(Protocol):
     """Holds and settlements: the only writes that move money for calls."""
 
+    async def account_discount(self, account_id: str) -> str | None:
+        """The account's price multiplier, None for an unknown account."""
+        ...
+
     async def funds(self, account_id: str, token_id: str) -> Funds | None:
         """A snapshot to size a hold; the hold itself is checked again atomically."""
         ...

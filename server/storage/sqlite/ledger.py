@@ -38,6 +38,10 @@ class SqliteLedger:
     def __init__(self, database: SqliteDatabase) -> None:
         self._db = database
 
+    async def account_discount(self, account_id: str) -> str | None:
+        row = await self._db.fetchone("SELECT discount FROM accounts WHERE id = ?", (account_id,))
+        return None if row is None else str(row[0])
+
     async def funds(self, account_id: str, token_id: str) -> Funds | None:
         row = await self._db.fetchone(
             "SELECT a.balance_micros - a.held_micros, t.spend_cap_micros, t.spent_micros + t.held_micros, a.discount"

@@ -1,0 +1,232 @@
+"""Billing end to end: exact charges, holds under races, settlement at every ending, logs and prices."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from server.domain.money import format_usd
+from tests.support.fake_upstream import Prices
+from tests.support.ledger_checks import assert_ledger_invariants
+from tests.support.relay_env import RelayEnv, relay_env
+
+DEEPSEEK = Prices(input="0.27", cached_input="0.07", cache_write="0.27", output="1.10")
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[RelayEnv]:
+    async with relay_env(tmp_path) as started:
+        yield started
+        assert_ledger_invariants(tmp_path / "tollgate.db")
+
+
+async def _logs(env: RelayEnv, query: str = "") -> list[dict[str, Any]]:
+    reply = await env.running.http.get(f"/api/v1/logs{query}", headers=env.session)
+    assert reply.status_code == 200, reply.text
+    return list(reply.json()["logs"])
+
+
+async def _balance(env: RelayEnv) -> dict[str, Any]:
+    return dict((await env.running.http.get("/api/v1/account", headers=env.session)).json())
+
+
+async def test_charge_is_exact_and_visible_in_logs_and_balance(env: RelayEnv) -> None:
+    before = await _balance(env)
+    async with env.client() as client:
+        await client.chat.completions.create(model="deepseek-chat", messages=[{"role": "user", "content": "price me"}])
+    bill = env.upstream.bill[-1].tokens
+    expected = math.ceil(bill.input * Decimal("0.27") + bill.output * Decimal("1.10"))
+    (row,) = await _logs(env)
+    assert (row["input_tokens"], row["output_tokens"], row["cost_micros"]) == (bill.input, bill.output, expected)
+    assert row["cost_usd"] == format_usd(expected)
+    assert (row["requested_model"], row["served_model"], row["channel"], row["status"]) == (
+        "deepseek-chat",
+        "deepseek-chat",
+        "deepseek",
+        "ok",
+    )
+    assert row["estimated"] is False and row["stream"] is False
+    after = await _balance(env)
+    assert before["balance_micros"] - after["balance_micros"] == expected
+    assert after["held_micros"] == 0
+    assert Decimal(str(env.upstream.bill_total(DEEPSEEK))) * 1_000_000 <= expected
+
+
+async def test_streams_with_cache_are_billed_at_each_price(env: RelayEnv) -> None:
+    messages: Any = [{"role": "user", "content": "[[scenario: cache_read=40,cache_write=8]] " + "x" * 400}]
+    async with env.client() as client:
+        stream = await client.chat.completions.create(model="claude-haiku-4-5", messages=messages, stream=True)
+        async for _ in stream:
+            pass
+    bill = env.upstream.bill[-1].tokens
+    expected = math.ceil(
+        bill.input * Decimal("1")
+        + bill.cache_read * Decimal("0.10")
+        + bill.cache_write * Decimal("1.25")
+        + bill.output * Decimal("5")
+    )
+    (row,) = await _logs(env)
+    assert (row["cached_tokens"], row["cache_write_tokens"], row["cost_micros"]) == (40, 8, expected)
+
+
+async def test_endings_without_usage_are_estimated_and_errors_cost_nothing(env: RelayEnv) -> None:
+    async with env.client() as client:
+        stream = await client.chat.completions.create(
+            model="deepseek-chat", messages=[{"role": "user", "content": "[[scenario: cut_after=3]]"}], stream=True
+        )
+        with pytest.raises(openai.APIError):
+            async for _ in stream:
+                pass
+        with pytest.raises(openai.BadRequestError):
+            await client.chat.completions.create(
+                model="deepseek-chat", messages=[{"role": "user", "content": "[[scenario: status=400]]"}]
+            )
+        with pytest.raises(openai.InternalServerError):
+            await client.chat.completions.create(
+                model="deepseek-chat", messages=[{"role": "user", "content": "[[scenario: status=503]]"}]
+            )
+    refused, failed, cut = await _logs(env)
+    assert cut["estimated"] is True and cut["status"] == "upstream_error" and cut["cost_micros"] > 0
+    assert cut["output_tokens"] > 0
+    assert failed["status"] == "invalid_request_error" and failed["cost_micros"] == 0
+    assert refused["status"] == "upstream_error" and refused["cost_micros"] == 0
+
+
+async def test_client_disconnect_is_charged_for_what_was_generated(env: RelayEnv) -> None:
+    body = {
+        "model": "deepseek-chat",
+        "stream": True,
+        "messages": [{"role": "user", "content": "[[scenario: chunks=200,chunk_interval_ms=20]]"}],
+    }
+    headers = {"authorization": f"Bearer {env.key}"}
+    async with httpx.AsyncClient(base_url=env.running.base_url) as http:
+        async with http.stream("POST", "/v1/chat/completions", json=body, headers=headers) as reply:
+            seen = 0
+            async for line in reply.aiter_lines():
+                seen += line.startswith("data:")
+                if seen == 5:
+                    break
+    for _ in range(100):
+        rows = await _logs(env)
+        if rows:
+            break
+        await asyncio.sleep(0.05)
+    (row,) = rows
+    assert row["status"] == "cancelled" and row["estimated"] is True
+    assert 0 < row["cost_micros"]
+    assert (await _balance(env))["held_micros"] == 0
+
+
+async def test_too_large_max_tokens_is_402_and_the_affordable_limit_goes_upstream(tmp_path: Path) -> None:
+    async with relay_env(tmp_path) as env:
+        poor = await env.running.create_account("poor")
+        await env.running.http.post(
+            f"/api/v1/accounts/{poor}:credit",
+            json={"amount_usd": "0.001"},
+            headers=env.running.operator() | {"idempotency-key": "poor"},
+        )
+        session = await env.running.login("poor")
+        _, key = await env.running.create_token(session)
+        client = openai.AsyncOpenAI(api_key=key, base_url=f"{env.running.base_url}/v1", max_retries=0)
+        async with client:
+            with pytest.raises(openai.APIStatusError) as caught:
+                await client.chat.completions.create(
+                    model="deepseek-chat", messages=[{"role": "user", "content": "hi"}], max_tokens=8000
+                )
+            assert caught.value.status_code == 402
+            assert caught.value.code == "insufficient_quota"
+            await client.chat.completions.create(model="deepseek-chat", messages=[{"role": "user", "content": "hi"}])
+        sent = env.upstream.requests_to("/v1/chat/completions")[-1].body
+        assert 16 <= sent["max_tokens"] < 8192  # what 0.001 USD pays for, not the model's 8,192
+        assert_ledger_invariants(tmp_path / "tollgate.db")
+
+
+async def _hold_of_one_request(env: RelayEnv, messages: Any) -> int:
+    """The hold a request places, read from the account while the request is in flight."""
+    async with env.client() as client:
+        call = asyncio.create_task(
+            client.chat.completions.create(model="deepseek-chat", messages=messages, max_tokens=100)
+        )
+        for _ in range(200):
+            held = (await _balance(env))["held_micros"]
+            if held:
+                break
+            await asyncio.sleep(0.01)
+        await call
+    return int(held)
+
+
+@pytest.mark.parametrize("limit", ["balance", "cap"])
+async def test_concurrent_requests_admit_exactly_what_is_covered(tmp_path: Path, limit: str) -> None:
+    async with relay_env(tmp_path) as env:
+        slow: Any = [{"role": "user", "content": "[[scenario: first_byte_ms=1500]] race"}]
+        hold = await _hold_of_one_request(env, slow)
+        account = await env.running.create_account("racer")
+        amount = 50 * hold if limit == "balance" else 10**9
+        await env.running.http.post(
+            f"/api/v1/accounts/{account}:credit",
+            json={"amount_usd": format_usd(amount)},
+            headers=env.running.operator() | {"idempotency-key": f"race-{limit}"},
+        )
+        session = await env.running.login("racer")
+        cap = {"spend_cap_usd": format_usd(50 * hold)} if limit == "cap" else {}
+        _, key = await env.running.create_token(session, **cap)
+        client = openai.AsyncOpenAI(api_key=key, base_url=f"{env.running.base_url}/v1", max_retries=0)
+
+        async def one() -> int:
+            try:
+                await client.chat.completions.create(model="deepseek-chat", messages=slow, max_tokens=100)
+            except openai.APIStatusError as exc:
+                return exc.status_code
+            return 200
+
+        async with client:
+            statuses = await asyncio.gather(*(one() for _ in range(200)))
+        assert statuses.count(200) == 50
+        assert statuses.count(402) == 150
+        assert_ledger_invariants(tmp_path / "tollgate.db")
+
+
+async def test_pricing_logs_filters_and_usage_totals(env: RelayEnv) -> None:
+    prices = (await env.running.http.get("/api/v1/pricing", headers=env.session)).json()
+    by_model = {row["model"]: row for row in prices["prices"]}
+    assert by_model["deepseek-chat"]["upstream"]["output_per_mtok"] == "1.1"
+    assert by_model["deepseek-chat"]["context_window"] == 65_536
+    assert prices["site_discount"] == "1"
+    async with env.client() as client:
+        for model in ("deepseek-chat", "claude-haiku-4-5", "deepseek-chat"):
+            await client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    assert len(await _logs(env)) == 3
+    assert len(await _logs(env, "?model=deepseek-chat")) == 2
+    first = (await env.running.http.get("/api/v1/logs?page_size=2", headers=env.session)).json()
+    rest = await _logs(env, f"?page_size=2&page_token={first['next_page_token']}")
+    assert len(first["logs"]) == 2 and len(rest) == 1
+    summary = (await env.running.http.get("/api/v1/usage?group_by=USAGE_GROUPING_MODEL", headers=env.session)).json()
+    totals = {bucket["model"]: bucket for bucket in summary["buckets"]}
+    assert totals["deepseek-chat"]["requests"] == 2 and totals["claude-haiku-4-5"]["requests"] == 1
+    logs = await _logs(env)
+    assert sum(b["cost_micros"] for b in totals.values()) == sum(row["cost_micros"] for row in logs)
+
+
+async def test_prompts_and_completions_never_reach_the_database(env: RelayEnv, tmp_path: Path) -> None:
+    canary = "CANARY-billing-prompt-55d1"
+    async with env.client() as client:
+        answer = await client.chat.completions.create(
+            model="deepseek-chat", messages=[{"role": "user", "content": canary}]
+        )
+    text = answer.choices[0].message.content or ""
+    dump = (tmp_path / "tollgate.db").read_bytes() + b"".join(
+        path.read_bytes() for path in tmp_path.glob("tollgate.db-wal")
+    )
+    assert canary.encode() not in dump
+    assert text.encode() not in dump
+    for path in ("/api/v1/logs", "/api/v1/usage", "/api/v1/account", "/api/v1/tokens"):
+        assert canary not in (await env.running.http.get(path, headers=env.session)).text
