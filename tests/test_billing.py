@@ -230,3 +230,12 @@ async def test_prompts_and_completions_never_reach_the_database(env: RelayEnv, t
     assert text.encode() not in dump
     for path in ("/api/v1/logs", "/api/v1/usage", "/api/v1/account", "/api/v1/tokens"):
         assert canary not in (await env.running.http.get(path, headers=env.session)).text
+
+
+async def test_embeddings_are_billed_too(env: RelayEnv) -> None:
+    async with env.client() as client:
+        result = await client.embeddings.create(model="text-embedding-3-small", input=["alpha", "beta"])
+    (row,) = await _logs(env)
+    assert result.usage.prompt_tokens == row["input_tokens"] > 0
+    assert row["cost_micros"] == math.ceil(row["input_tokens"] * Decimal("0.02"))
+    assert row["served_model"] == "text-embedding-3-small" and row["status"] == "ok"

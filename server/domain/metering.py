@@ -68,6 +68,10 @@ class UsageMeter:
         for choice in answer.choices:
             self.output_text += text_tokens(choice.message.content) + text_tokens(choice.message.reasoning_content)
 
+    def saw_embeddings(self, prompt_tokens: int) -> None:
+        self.first_token_at = time.monotonic()
+        self.reported = chat_pb2.Usage(prompt_tokens=prompt_tokens, total_tokens=prompt_tokens)
+
     def finish(self, status: str = "ok") -> None:
         self.status = status
         self.ended = time.monotonic()

@@ -162,21 +162,30 @@ class Relay:
         return ChatStream(_relabelled(first, rest, served.model, include_usage, meter, settle), served, settle)
 
     async def embed(
-        self, token: ApiToken, request: relay_pb2.CreateEmbeddingRequest
-    ) -> tuple[relay_pb2.CreateEmbeddingResponse, Served]:
-        model = self._catalogue.get(request.model, token)
-        if model.config.kind != "embedding":
-            raise InvalidArgumentError(f"{model.id} is not an embedding model", param="model")
+        self, token: ApiToken, request: relay_pb2.CreateEmbeddingRequest, request_id: str, meter: UsageMeter
+    ) -> relay_pb2.CreateEmbeddingResponse:
+        """Embeddings, paid for like chat: a hold on the input estimate, settled from the reported usage."""
+        with _metered(meter):
+            model = self._catalogue.get(request.model, token)
+            if model.config.kind != "embedding":
+                raise InvalidArgumentError(f"{model.id} is not an embedding model", param="model")
+            reservation = await self._billing.reserve(token, model, meter.prompt_estimate, 0, request_id)
+        try:
+            with _metered(meter):
 
-        async def attempt(channel: Channel, served: CatalogueModel) -> relay_pb2.CreateEmbeddingResponse:
-            upstream = relay_pb2.CreateEmbeddingRequest()
-            upstream.CopyFrom(request)
-            upstream.model = channel.upstream_model(served.id)
-            return await channel.provider.embed(upstream, self._deadlines(served))
+                async def attempt(channel: Channel, served: CatalogueModel) -> relay_pb2.CreateEmbeddingResponse:
+                    upstream = relay_pb2.CreateEmbeddingRequest()
+                    upstream.CopyFrom(request)
+                    upstream.model = channel.upstream_model(served.id)
+                    return await channel.provider.embed(upstream, self._deadlines(served))
 
-        answer, served = await self._failover(model, attempt)
-        answer.model = served.model
-        return answer, served
+                answer, served = await self._failover(model, attempt)
+                answer.model = served.model
+                meter.served_model, meter.channel = served.model, served.channel
+                meter.saw_embeddings(answer.usage.prompt_tokens)
+                return answer
+        finally:
+            await Settlement(lambda: self._billing.settle(reservation, meter, token))()
 
     def _chat_model(self, token: ApiToken, params: chat_pb2.ChatCompletionParams) -> CatalogueModel:
         model = self._catalogue.get(params.model, token)

@@ -13,12 +13,10 @@ from tollgate.v1 import relay_pb2
 
 from server.config import ChannelConfig
 from server.errors import InvalidArgumentError, UpstreamError
-from server.providers.anthropic_translate import (
-    AnthropicStreamTranslator,
-    error_from_anthropic,
-    from_anthropic_response,
-    to_anthropic_request,
-)
+from server.providers.anthropic_errors import error_from_anthropic
+from server.providers.anthropic_request import to_anthropic_request
+from server.providers.anthropic_response import from_anthropic_response
+from server.providers.anthropic_stream import AnthropicStreamTranslator
 from server.providers.base import ChatCall, Deadlines
 from server.providers.http import (
     StreamPacer,

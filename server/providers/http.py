@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -84,16 +83,6 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]
             event = line[6:].strip()
     if data:
         yield event, "\n".join(data)
-
-
-_SECRETISH = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|(?:https?://)\S+|[A-Za-z0-9_\-]{32,})")
-_MAX_MESSAGE = 300
-
-
-def sanitized(message: object) -> str:
-    """An upstream's error message fit to show a client: no key-like tokens, no URLs, bounded length."""
-    text = message if isinstance(message, str) else ""
-    return _SECRETISH.sub("[redacted]", text)[:_MAX_MESSAGE]
 
 
 class StreamPacer:

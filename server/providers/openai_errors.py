@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.errors import ContextLengthExceededError, InvalidArgumentError, TollgateError, UpstreamError
-from server.providers.http import sanitized
+from server.providers.redact import sanitized
 
 
 def error_from_openai(channel: str, status: int, body: Any, retry_after: float | None) -> TollgateError:

@@ -13,7 +13,7 @@ from server.domain.catalogue import Catalogue, CatalogueModel
 from server.domain.metering import UsageMeter
 from server.domain.records import ApiToken
 from server.domain.relay import Relay
-from server.domain.token_count import prompt_tokens
+from server.domain.token_count import prompt_tokens, text_tokens
 from server.errors import PermissionDeniedError
 from server.interceptors import current_client_ip, current_principal, current_request_id
 
@@ -110,5 +110,9 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     async def CreateEmbedding(
         self, request: relay_pb2.CreateEmbeddingRequest, context: Context
     ) -> relay_pb2.CreateEmbeddingResponse:
-        answer, _ = await self._relay.embed(_token(), request)
-        return answer
+        texts = [*request.input, *(" ".join(map(str, ids.ids)) for ids in request.input_tokens)]
+        meter = UsageMeter(request.model, sum(map(text_tokens, texts)), False, client_ip=current_client_ip())
+        try:
+            return await self._relay.embed(_token(), request, current_request_id(), meter)
+        finally:
+            _report(meter)
