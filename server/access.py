@@ -70,6 +70,8 @@ ACCESS: Mapping[str, frozenset[Role]] = {
     _BILLING + "ListUsageLogs": _SESSION,
     _BILLING + "GetUsageSummary": _SESSION,
     _BILLING + "ListPrices": _SESSION,
+    _BILLING + "GetSubscription": _TOKEN,
+    _BILLING + "GetDashboardUsage": _TOKEN,
     _ACCOUNTS + "CreateAccount": _OPERATOR,
     _ACCOUNTS + "ListAccounts": _OPERATOR,
     _ACCOUNTS + "GetAccount": _OPERATOR,

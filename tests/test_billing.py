@@ -239,3 +239,33 @@ async def test_embeddings_are_billed_too(env: RelayEnv) -> None:
     assert result.usage.prompt_tokens == row["input_tokens"] > 0
     assert row["cost_micros"] == math.ceil(row["input_tokens"] * Decimal("0.02"))
     assert row["served_model"] == "text-embedding-3-small" and row["status"] == "ok"
+
+
+@pytest.mark.parametrize("kind", ["negative", "float", "absurd", "string"])
+async def test_hostile_usage_is_ignored_for_the_estimate(env: RelayEnv, kind: str) -> None:
+    messages: Any = [{"role": "user", "content": f"[[scenario: hostile_usage={kind}]] " + "y" * 200}]
+    async with env.client() as client:
+        stream = await client.chat.completions.create(
+            model="deepseek-chat", messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+        async for _ in stream:
+            pass
+    (row,) = await _logs(env)
+    assert row["estimated"] is True
+    assert row["input_tokens"] > 50 and row["output_tokens"] > 0
+    assert 0 < row["cost_micros"] < 1_000
+
+
+async def test_legacy_dashboard_shapes_for_third_party_uis(env: RelayEnv) -> None:
+    async with env.client() as client:
+        await client.chat.completions.create(model="deepseek-chat", messages=[{"role": "user", "content": "hi"}])
+    headers = {"authorization": f"Bearer {env.key}"}
+    subscription = (await env.running.http.get("/v1/dashboard/billing/subscription", headers=headers)).json()
+    usage = (await env.running.http.get("/v1/dashboard/billing/usage?start_date=2026-01-01", headers=headers)).json()
+    (row,) = await _logs(env)
+    balance = await _balance(env)
+    assert subscription["object"] == "billing_subscription"
+    assert subscription["hard_limit_usd"] == pytest.approx((row["cost_micros"] + balance["available_micros"]) / 1e6)
+    assert usage == {"object": "list", "total_usage": pytest.approx(row["cost_micros"] / 1e4)}
+    refused = await env.running.http.get("/v1/dashboard/billing/usage", headers=env.session)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "wrong_credential_kind"

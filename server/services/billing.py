@@ -10,10 +10,10 @@ from tollgate.v1 import billing_pb2, billing_pb2_grpc
 
 from server.domain.accounts import Accounts
 from server.domain.billing import Billing
-from server.domain.money import format_usd
+from server.domain.money import MICROS_PER_USD, format_usd
 from server.domain.pricing import Price
-from server.domain.records import UsageRecord
-from server.errors import InvalidArgumentError
+from server.domain.records import ApiToken, UsageRecord
+from server.errors import InvalidArgumentError, PermissionDeniedError
 from server.interceptors import current_principal
 from server.services.convert import account_message, from_timestamp, timestamp
 
@@ -139,3 +139,34 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return billing_pb2.ListPricesResponse(
             prices=prices, site_discount=format(site, "f"), account_discount=format(account, "f")
         )
+
+    async def GetSubscription(
+        self, request: billing_pb2.GetSubscriptionRequest, context: Context
+    ) -> billing_pb2.GetSubscriptionResponse:
+        token = _api_token()
+        account = await self._accounts.get(token.account_id)
+        left = account.available_micros
+        if token.spend_cap_micros:
+            left = min(left, max(0, token.spend_cap_micros - token.spent_micros))
+        limit = (token.spent_micros + left) / MICROS_PER_USD
+        return billing_pb2.GetSubscriptionResponse(
+            object="billing_subscription",
+            has_payment_method=True,
+            hard_limit_usd=limit,
+            soft_limit_usd=limit,
+            system_hard_limit_usd=limit,
+            access_until=int(token.expires_at.timestamp()) if token.expires_at else 0,
+        )
+
+    async def GetDashboardUsage(
+        self, request: billing_pb2.GetDashboardUsageRequest, context: Context
+    ) -> billing_pb2.GetDashboardUsageResponse:
+        cents = _api_token().spent_micros / (MICROS_PER_USD / 100)
+        return billing_pb2.GetDashboardUsageResponse(object="list", total_usage=cents)
+
+
+def _api_token() -> ApiToken:
+    token = current_principal().token
+    if token is None:  # the access table admits only API keys here
+        raise PermissionDeniedError("this call needs an API key", reason="wrong_credential_kind")
+    return token

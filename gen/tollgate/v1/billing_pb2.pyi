@@ -444,3 +444,112 @@ class Price(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Price: _TypeAlias = Price  # noqa: Y015
+
+@_typing.final
+class GetSubscriptionRequest(_message.Message):
+    """Request of BillingService.GetSubscription."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSubscriptionRequest: _TypeAlias = GetSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class GetSubscriptionResponse(_message.Message):
+    """OpenAI's legacy `billing_subscription` object. Its amounts are floating-point USD because that is the
+    legacy shape; they are computed from integer micro-USD and are for display only.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OBJECT_FIELD_NUMBER: _builtins.int
+    HAS_PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    HARD_LIMIT_USD_FIELD_NUMBER: _builtins.int
+    SOFT_LIMIT_USD_FIELD_NUMBER: _builtins.int
+    SYSTEM_HARD_LIMIT_USD_FIELD_NUMBER: _builtins.int
+    ACCESS_UNTIL_FIELD_NUMBER: _builtins.int
+    object: _builtins.str
+    """Always "billing_subscription"."""
+    has_payment_method: _builtins.bool
+    hard_limit_usd: _builtins.float
+    """What this key has spent plus what it may still spend (the smaller of the balance and its cap)."""
+    soft_limit_usd: _builtins.float
+    system_hard_limit_usd: _builtins.float
+    access_until: _builtins.int
+    """Unix time the key expires; 0 when it does not."""
+    def __init__(
+        self,
+        *,
+        object: _builtins.str = ...,
+        has_payment_method: _builtins.bool = ...,
+        hard_limit_usd: _builtins.float = ...,
+        soft_limit_usd: _builtins.float = ...,
+        system_hard_limit_usd: _builtins.float = ...,
+        access_until: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_until", b"access_until", "hard_limit_usd", b"hard_limit_usd", "has_payment_method", b"has_payment_method", "object", b"object", "soft_limit_usd", b"soft_limit_usd", "system_hard_limit_usd", b"system_hard_limit_usd"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSubscriptionResponse: _TypeAlias = GetSubscriptionResponse  # noqa: Y015
+
+@_typing.final
+class GetDashboardUsageRequest(_message.Message):
+    """Request of BillingService.GetDashboardUsage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_DATE_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
+    start_date: _builtins.str
+    """Accepted for compatibility (YYYY-MM-DD); the total covers the key's whole life."""
+    end_date: _builtins.str
+    def __init__(
+        self,
+        *,
+        start_date: _builtins.str = ...,
+        end_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "start_date", b"start_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDashboardUsageRequest: _TypeAlias = GetDashboardUsageRequest  # noqa: Y015
+
+@_typing.final
+class GetDashboardUsageResponse(_message.Message):
+    """OpenAI's legacy usage object."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OBJECT_FIELD_NUMBER: _builtins.int
+    TOTAL_USAGE_FIELD_NUMBER: _builtins.int
+    object: _builtins.str
+    """Always "list"."""
+    total_usage: _builtins.float
+    """What this key has spent, in US cents."""
+    def __init__(
+        self,
+        *,
+        object: _builtins.str = ...,
+        total_usage: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["object", b"object", "total_usage", b"total_usage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDashboardUsageResponse: _TypeAlias = GetDashboardUsageResponse  # noqa: Y015

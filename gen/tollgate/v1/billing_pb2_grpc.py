@@ -56,6 +56,16 @@ class BillingServiceStub:
                 request_serializer=tollgate_dot_v1_dot_billing__pb2.ListPricesRequest.SerializeToString,
                 response_deserializer=tollgate_dot_v1_dot_billing__pb2.ListPricesResponse.FromString,
                 _registered_method=True)
+        self.GetSubscription = channel.unary_unary(
+                '/tollgate.v1.BillingService/GetSubscription',
+                request_serializer=tollgate_dot_v1_dot_billing__pb2.GetSubscriptionRequest.SerializeToString,
+                response_deserializer=tollgate_dot_v1_dot_billing__pb2.GetSubscriptionResponse.FromString,
+                _registered_method=True)
+        self.GetDashboardUsage = channel.unary_unary(
+                '/tollgate.v1.BillingService/GetDashboardUsage',
+                request_serializer=tollgate_dot_v1_dot_billing__pb2.GetDashboardUsageRequest.SerializeToString,
+                response_deserializer=tollgate_dot_v1_dot_billing__pb2.GetDashboardUsageResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -91,6 +101,20 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSubscription(self, request, context):
+        """OpenAI's legacy subscription shape, with an API key, so third-party chat UIs can show what is left.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDashboardUsage(self, request, context):
+        """OpenAI's legacy usage shape, with an API key: what this key has spent, in US cents.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +137,16 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.ListPrices,
                     request_deserializer=tollgate_dot_v1_dot_billing__pb2.ListPricesRequest.FromString,
                     response_serializer=tollgate_dot_v1_dot_billing__pb2.ListPricesResponse.SerializeToString,
+            ),
+            'GetSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSubscription,
+                    request_deserializer=tollgate_dot_v1_dot_billing__pb2.GetSubscriptionRequest.FromString,
+                    response_serializer=tollgate_dot_v1_dot_billing__pb2.GetSubscriptionResponse.SerializeToString,
+            ),
+            'GetDashboardUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDashboardUsage,
+                    request_deserializer=tollgate_dot_v1_dot_billing__pb2.GetDashboardUsageRequest.FromString,
+                    response_serializer=tollgate_dot_v1_dot_billing__pb2.GetDashboardUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -225,6 +259,60 @@ class BillingService:
             '/tollgate.v1.BillingService/ListPrices',
             tollgate_dot_v1_dot_billing__pb2.ListPricesRequest.SerializeToString,
             tollgate_dot_v1_dot_billing__pb2.ListPricesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.v1.BillingService/GetSubscription',
+            tollgate_dot_v1_dot_billing__pb2.GetSubscriptionRequest.SerializeToString,
+            tollgate_dot_v1_dot_billing__pb2.GetSubscriptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDashboardUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.v1.BillingService/GetDashboardUsage',
+            tollgate_dot_v1_dot_billing__pb2.GetDashboardUsageRequest.SerializeToString,
+            tollgate_dot_v1_dot_billing__pb2.GetDashboardUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

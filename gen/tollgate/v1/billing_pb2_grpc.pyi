@@ -43,6 +43,10 @@ class BillingServiceStub:
     """Totals by day, model or token."""
     ListPrices: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListPricesRequest, _billing_pb2.ListPricesResponse]
     """Each model's upstream and discounted prices and context window."""
+    GetSubscription: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetSubscriptionRequest, _billing_pb2.GetSubscriptionResponse]
+    """OpenAI's legacy subscription shape, with an API key, so third-party chat UIs can show what is left."""
+    GetDashboardUsage: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetDashboardUsageRequest, _billing_pb2.GetDashboardUsageResponse]
+    """OpenAI's legacy usage shape, with an API key: what this key has spent, in US cents."""
 
 @_typing.type_check_only
 class BillingServiceAsyncStub(BillingServiceStub):
@@ -59,6 +63,10 @@ class BillingServiceAsyncStub(BillingServiceStub):
     """Totals by day, model or token."""
     ListPrices: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListPricesRequest, _billing_pb2.ListPricesResponse]  # type: ignore[assignment]
     """Each model's upstream and discounted prices and context window."""
+    GetSubscription: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetSubscriptionRequest, _billing_pb2.GetSubscriptionResponse]  # type: ignore[assignment]
+    """OpenAI's legacy subscription shape, with an API key, so third-party chat UIs can show what is left."""
+    GetDashboardUsage: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetDashboardUsageRequest, _billing_pb2.GetDashboardUsageResponse]  # type: ignore[assignment]
+    """OpenAI's legacy usage shape, with an API key: what this key has spent, in US cents."""
 
 class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     """BillingService shows an account what it has and what it spent, with the console session.
@@ -96,5 +104,21 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.ListPricesResponse, _abc.Awaitable[_billing_pb2.ListPricesResponse]]:
         """Each model's upstream and discounted prices and context window."""
+
+    @_abc_1.abstractmethod
+    def GetSubscription(
+        self,
+        request: _billing_pb2.GetSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.GetSubscriptionResponse, _abc.Awaitable[_billing_pb2.GetSubscriptionResponse]]:
+        """OpenAI's legacy subscription shape, with an API key, so third-party chat UIs can show what is left."""
+
+    @_abc_1.abstractmethod
+    def GetDashboardUsage(
+        self,
+        request: _billing_pb2.GetDashboardUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.GetDashboardUsageResponse, _abc.Awaitable[_billing_pb2.GetDashboardUsageResponse]]:
+        """OpenAI's legacy usage shape, with an API key: what this key has spent, in US cents."""
 
 def add_BillingServiceServicer_to_server(servicer: BillingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,110 @@
+"""The system under test: the fake upstream and `tollgate serve`, each its own pinned process, on a fresh SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import re
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from bench.procs import Pinning, child, free_port, wait_for_port
+
+MODEL = "deepseek-chat"
+_UPSTREAM_KEY_ENV = "BENCH_FAKE_UPSTREAM_KEY"
+
+
+@dataclasses.dataclass(frozen=True)
+class Stack:
+    """Where everything listens, the key to call Tollgate with, and the process ids to measure."""
+
+    upstream_port: int
+    upstream_key: str
+    http_port: int
+    grpc_port: int
+    api_key: str
+    tollgate_pid: int
+    upstream_pid: int
+
+
+def _config(workdir: Path, upstream_port: int) -> Path:
+    path = workdir / "tollgate.toml"
+    path.write_text(
+        f'database_url = "sqlite:///{workdir / "tollgate.db"}"\n'
+        'log_level = "warning"\n\n'
+        "[[channels]]\n"
+        'name = "fake"\n'
+        'type = "openai"\n'
+        f'base_url = "http://127.0.0.1:{upstream_port}"\n'
+        f'api_key_env = "{_UPSTREAM_KEY_ENV}"\n'
+        f'models = ["{MODEL}"]\n'
+    )
+    return path
+
+
+def _tollgate_argv(*args: str) -> list[str]:
+    return [sys.executable, "-c", "import sys; from server.cli import main; sys.exit(main())", *args]
+
+
+async def _operator(env: dict[str, str], *args: str, stdin: bytes = b"") -> str:
+    proc = await asyncio.create_subprocess_exec(
+        *_tollgate_argv(*args),
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(stdin), 60)
+    text = out.decode()
+    if proc.returncode != 0:
+        raise RuntimeError(f"tollgate {' '.join(args)} failed: {text}")
+    return text
+
+
+async def _create_api_key(env: dict[str, str]) -> str:
+    await _operator(env, "account", "create", "bench", "--password-stdin", stdin=b"bench-password-123\n")
+    await _operator(env, "account", "credit", "bench", "1000000", "--reason", "benchmark")
+    out = await _operator(env, "token", "create", "--account", "bench", "--name", "bench", "--concurrency", "10000")
+    found = re.search(r"(sk-\S+)", out)
+    if found is None:
+        raise RuntimeError(f"no API key in: {out}")
+    return found.group(1)
+
+
+@contextlib.asynccontextmanager
+async def running_stack(workdir: Path, pinning: Pinning, *, log_dir: Path) -> AsyncIterator[Stack]:
+    """Starts the fake upstream and Tollgate, creates an account with a token, and stops both on exit."""
+    upstream_key = "sk-fake-" + secrets.token_hex(8)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    upstream_argv = [sys.executable, "-m", "tests.support.fake_upstream", "--port", "0", "--key", upstream_key]
+    async with child(
+        upstream_argv, env=env, log=log_dir / "upstream.log", pinning=pinning, core=pinning.client_core,
+        capture_stdout=True,
+    ) as upstream:
+        assert upstream.stdout is not None
+        line = (await asyncio.wait_for(upstream.stdout.readline(), 30)).decode()
+        found = re.search(r"port (\d+)", line)
+        if found is None:
+            raise RuntimeError(f"the fake upstream did not say its port: {line!r}")
+        upstream_port = int(found.group(1))
+        http_port, grpc_port = free_port(), free_port()
+        tollgate_env = {
+            **env,
+            "TOLLGATE_CONFIG": str(_config(workdir, upstream_port)),
+            "TOLLGATE_ADMIN_KEY": "tgop-bench-" + secrets.token_hex(16),
+            "TOLLGATE_HTTP_LISTEN": f"127.0.0.1:{http_port}",
+            "TOLLGATE_GRPC_LISTEN": f"127.0.0.1:{grpc_port}",
+            _UPSTREAM_KEY_ENV: upstream_key,
+        }
+        api_key = await _create_api_key(tollgate_env)
+        async with child(
+            _tollgate_argv("serve"), env=tollgate_env, log=log_dir / "tollgate.log", pinning=pinning,
+            core=pinning.tollgate_core,
+        ) as tollgate:
+            await wait_for_port(http_port, tollgate)
+            await wait_for_port(grpc_port, tollgate)
+            yield Stack(upstream_port, upstream_key, http_port, grpc_port, api_key, tollgate.pid, upstream.pid)
