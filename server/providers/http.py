@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -110,3 +111,77 @@ class StreamPacer:
         if not self._started:
             return UpstreamTimeoutError(f"channel {channel} sent no first token in time")
         return UpstreamError(f"channel {channel} stalled mid-stream", retryable=False)
+
+
+ErrorMapper = Callable[[int, Any, "float | None"], TollgateError]
+"""(HTTP status, parsed body, Retry-After seconds) → the domain error of an upstream's refusal."""
+
+
+class HttpUpstream:
+    """One channel's HTTP calls: JSON answers and event streams, with its headers, timeouts and errors."""
+
+    def __init__(self, name: str, client: httpx.AsyncClient, headers: dict[str, str], error_from: ErrorMapper) -> None:
+        self.name = name
+        self._client = client
+        self._headers = headers
+        self._error_from = error_from
+
+    async def post_json(self, url: str, body: dict[str, Any], deadlines: Deadlines, request_id: str) -> dict[str, Any]:
+        """The JSON object an upstream answers, within the unary deadline."""
+        with transport_errors(self.name):
+            async with asyncio.timeout(deadlines.total):
+                response = await self._client.post(
+                    url,
+                    json=body,
+                    headers=self._headers_for(request_id),
+                    timeout=request_timeout(deadlines.connect, deadlines.first_byte),
+                )
+        await self._raise_for_status(response)
+        answer = json_body(response)
+        if not isinstance(answer, dict):
+            raise UpstreamError(f"channel {self.name} sent a malformed answer", retryable=True)
+        return answer
+
+    async def stream_events(
+        self, url: str, body: dict[str, Any], deadlines: Deadlines, request_id: str
+    ) -> AsyncGenerator[tuple[str, str], None]:
+        """The (event, data) pairs of a streamed answer, each within its first-byte or idle deadline.
+
+        Ends by raising UpstreamError when the upstream closes the stream while more is asked for.
+        """
+        with transport_errors(self.name):
+            request = self._client.build_request(
+                "POST",
+                url,
+                json=body,
+                headers=self._headers_for(request_id),
+                timeout=request_timeout(deadlines.connect, deadlines.first_byte),
+            )
+            async with asyncio.timeout(deadlines.first_byte + deadlines.connect):
+                response = await self._client.send(request, stream=True)
+            try:
+                await self._raise_for_status(response)
+                events = sse_events(response)
+                pacer = StreamPacer(deadlines)
+                while True:
+                    try:
+                        async with asyncio.timeout(pacer.next_wait()):
+                            event = await anext(events)
+                    except StopAsyncIteration:
+                        raise UpstreamError(f"channel {self.name} cut the stream", retryable=False) from None
+                    except TimeoutError:
+                        raise pacer.timeout_error(self.name) from None
+                    pacer.received()
+                    yield event
+            finally:
+                await response.aclose()
+
+    def _headers_for(self, request_id: str) -> dict[str, str]:
+        """The channel's auth headers, and Tollgate's request id so both sides can find one call."""
+        return {**self._headers, "x-request-id": request_id} if request_id else self._headers
+
+    async def _raise_for_status(self, response: httpx.Response) -> None:
+        if response.status_code < 400:
+            return
+        await response.aread()
+        raise self._error_from(response.status_code, json_body(response), retry_after(response))
