@@ -229,3 +229,11 @@ async def test_every_call_ends_with_one_metadata_line_and_no_content(
     assert "status=upstream_error" in lines[1] and "estimated=True" in lines[1] and "stream=True" in lines[1]
     assert all(canary not in record.getMessage() for record in caplog.records)
     assert "Echo" not in caplog.text
+
+
+async def test_upstream_choosing_headers_are_refused(env: RelayEnv) -> None:
+    async with env.client(default_headers={"X-Api-Base": "http://evil.invalid"}) as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.chat.completions.create(model="deepseek-chat", messages=[{"role": "user", "content": "x"}])
+    assert "configuration" in caught.value.message
+    assert env.upstream.requests_to("/v1/chat/completions") == []
