@@ -1,4 +1,4 @@
-"""A minimal HTTP/1.1 keep-alive client on an asyncio Protocol: cheap enough that the load generator is not the limit."""
+"""A minimal HTTP/1.1 keep-alive client on an asyncio Protocol, cheap enough not to be the bottleneck."""
 
 from __future__ import annotations
 

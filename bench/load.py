@@ -6,12 +6,18 @@ import asyncio
 import dataclasses
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from bench.procs import CpuClock
 
-Call = Callable[[], Awaitable[None]]
-"""One request, raising on any failure; each worker owns one (and with it, e.g., its keep-alive connection)."""
+
+class Call(Protocol):
+    """One request, raising on any failure; each worker owns one (and with it, e.g., its keep-alive connection)."""
+
+    async def __call__(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The system under test: the fake upstream and `tollgate serve`, each its own pinned process, on a fresh SQLite file."""
+"""The system under test: the fake upstream and `tollgate serve`, each its own pinned process, fresh SQLite."""
 
 from __future__ import annotations
 
@@ -82,7 +82,11 @@ async def running_stack(workdir: Path, pinning: Pinning, *, log_dir: Path) -> As
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     upstream_argv = [sys.executable, "-m", "tests.support.fake_upstream", "--port", "0", "--key", upstream_key]
     async with child(
-        upstream_argv, env=env, log=log_dir / "upstream.log", pinning=pinning, core=pinning.client_core,
+        upstream_argv,
+        env=env,
+        log=log_dir / "upstream.log",
+        pinning=pinning,
+        core=pinning.client_core,
         capture_stdout=True,
     ) as upstream:
         assert upstream.stdout is not None
@@ -102,7 +106,10 @@ async def running_stack(workdir: Path, pinning: Pinning, *, log_dir: Path) -> As
         }
         api_key = await _create_api_key(tollgate_env)
         async with child(
-            _tollgate_argv("serve"), env=tollgate_env, log=log_dir / "tollgate.log", pinning=pinning,
+            _tollgate_argv("serve"),
+            env=tollgate_env,
+            log=log_dir / "tollgate.log",
+            pinning=pinning,
             core=pinning.tollgate_core,
         ) as tollgate:
             await wait_for_port(http_port, tollgate)

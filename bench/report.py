@@ -1,0 +1,189 @@
+"""The targets of issue 5 next to the measured values, as a printed table and a JSON document."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import os
+import platform
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bench.capacity import Capacity
+from bench.load import median
+from bench.scenarios import StreamRound
+
+PACKAGES = ("grpcio", "protobuf", "httpx", "uvicorn", "starlette", "h11", "aiosqlite")
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One target: what is measured, the bound, and whether the measured value meets it."""
+
+    name: str
+    measured: float
+    bound: float
+    unit: str
+    at_least: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.measured >= self.bound if self.at_least else self.measured <= self.bound
+
+    def row(self) -> str:
+        sign = ">=" if self.at_least else "<="
+        verdict = "PASS" if self.passed else "MISS"
+        return f"| {self.name} | {sign} {self.bound:g} {self.unit} | {self.measured:.2f} {self.unit} | {verdict} |"
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "absent"
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "packages": versions,
+    }
+
+
+def stream_medians(rounds: list[StreamRound]) -> dict[str, float]:
+    return {field.name: median([getattr(r, field.name) for r in rounds]) for field in dataclasses.fields(StreamRound)}
+
+
+def checks(
+    unary: Mapping[str, Mapping[int, Mapping[str, float]]],
+    streams: Mapping[str, Mapping[str, float]],
+    stream_cpu: Mapping[str, Mapping[str, float]],
+    capacity: list[Capacity],
+) -> list[Check]:
+    """Every target of issue 5 against this run (REST is the headline; gRPC rows are shown beside it)."""
+    found: list[Check] = []
+    for via in ("rest", "grpc"):
+        if 1 in unary[via]:
+            found.append(
+                Check(f"added p50, unary c=1 ({via})", unary[via][1]["p50_ms"] - unary["direct"][1]["p50_ms"], 1, "ms")
+            )
+            found.append(
+                Check(f"added p99, unary c=1 ({via})", unary[via][1]["p99_ms"] - unary["direct"][1]["p99_ms"], 3, "ms")
+            )
+        if 50 in unary[via]:
+            found.append(Check(f"throughput, unary c=50 ({via})", unary[via][50]["rps"], 900, "req/s", at_least=True))
+            found.append(
+                Check(
+                    f"Tollgate CPU per unary request, c=50 ({via})", unary[via][50]["tollgate_cpu_ms_per_req"], 1, "ms"
+                )
+            )
+        found.append(
+            Check(
+                f"Tollgate CPU per 16-chunk stream, c=10 ({via})", stream_cpu[via]["tollgate_cpu_ms_per_req"], 3, "ms"
+            )
+        )
+        found.append(
+            Check(
+                f"added time to first token, upstream first byte 20 ms ({via})",
+                streams[via]["first_token_p50_ms"] - streams["direct"]["first_token_p50_ms"],
+                1,
+                "ms",
+            )
+        )
+    for held in capacity:
+        found.append(Check(f"RSS per open stream, {held.streams} streams", held.rss_per_stream_kib, 100, "KiB"))
+        found.append(Check(f"errors, {held.streams} open streams", held.errors, 0, ""))
+    return found
+
+
+def _header(*columns: str) -> list[str]:
+    return ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+
+
+def unary_table(unary: Mapping[str, Mapping[int, Mapping[str, float]]]) -> list[str]:
+    rows = _header(
+        "c",
+        "target",
+        "req/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "added p50",
+        "added p99",
+        "p50 ratio",
+        "Tollgate CPU ms/req",
+        "errors",
+        "core0 / core1 busy %",
+    )
+    for concurrency in unary["direct"]:
+        direct = unary["direct"][concurrency]
+        for target in ("direct", "rest", "grpc"):
+            m = unary[target][concurrency]
+            added = target != "direct"
+            rows.append(
+                f"| {concurrency} | {target} | {m['rps']:.0f} | {m['p50_ms']:.2f} | {m['p90_ms']:.2f} | "
+                f"{m['p99_ms']:.2f} | "
+                + (
+                    f"{m['p50_ms'] - direct['p50_ms']:+.2f} | {m['p99_ms'] - direct['p99_ms']:+.2f} | "
+                    f"{m['p50_ms'] / direct['p50_ms']:.2f}x | {m['tollgate_cpu_ms_per_req']:.2f} | "
+                    if added
+                    else "| | | | "
+                )
+                + f"{m['errors']:.0f} | {m['tollgate_core_busy']:.0f} / {m['client_core_busy']:.0f} |"
+            )
+    return rows
+
+
+def stream_table(streams: Mapping[str, Mapping[str, float]]) -> list[str]:
+    rows = _header(
+        "target",
+        "TTFT p50 ms",
+        "TTFT p90 ms",
+        "added TTFT p50",
+        "total p50 ms",
+        "total p90 ms",
+        "added total p50",
+        "errors",
+    )
+    direct = streams["direct"]
+    for target, m in streams.items():
+        rows.append(
+            f"| {target} | {m['first_token_p50_ms']:.2f} | {m['first_token_p90_ms']:.2f} | "
+            f"{m['first_token_p50_ms'] - direct['first_token_p50_ms']:+.2f} | {m['total_p50_ms']:.2f} | "
+            f"{m['total_p90_ms']:.2f} | {m['total_p50_ms'] - direct['total_p50_ms']:+.2f} | {m['errors']:.0f} |"
+        )
+    return rows
+
+
+def capacity_table(capacity: list[Capacity]) -> list[str]:
+    rows = _header(
+        "open streams",
+        "opened",
+        "errors",
+        "ramp s",
+        "held s",
+        "RSS before MiB",
+        "RSS during MiB",
+        "KiB/stream",
+        "Tollgate CPU % while held",
+        "upstream still open after close",
+    )
+    for c in capacity:
+        rows.append(
+            f"| {c.streams} | {c.opened} | {c.errors} | {c.open_seconds:.1f} | {c.hold_seconds:.0f} | "
+            f"{c.rss_before_kib / 1024:.1f} | {c.rss_during_kib / 1024:.1f} | {c.rss_per_stream_kib:.1f} | "
+            f"{c.tollgate_cpu_percent:.1f} | {c.upstream_open_after_close} |"
+        )
+    return rows
+
+
+def target_table(found: list[Check]) -> list[str]:
+    return ["| target | bound | measured | verdict |", "| --- | ---: | ---: | --- |", *(c.row() for c in found)]
