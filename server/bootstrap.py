@@ -138,10 +138,12 @@ class Tollgate:
     channel: grpc.aio.Channel
     generated_operator_key: str | None
     reaper: asyncio.Task[None]
+    billing: Billing
 
     async def stop(self, grace: float) -> None:
         """Graceful shutdown: stop accepting, drain in-flight calls within `grace`, close in reverse order."""
         await asyncio.gather(self.http_server.stop(grace), self.grpc_server.stop(grace))
+        await self.billing.drain(timeout=max(grace, 5.0))  # settlements of cancelled calls finish first
         self.reaper.cancel()
         await asyncio.gather(self.reaper, return_exceptions=True)
         await self.channel.close()
@@ -176,7 +178,7 @@ async def start(config: Config) -> Tollgate:
         await store.close()
         raise
     reaper = asyncio.create_task(run_reaper(domain.billing, config.billing.reaper_interval_seconds), name="reaper")
-    return Tollgate(store, upstream_client, grpc_server, http, channel, generated_key, reaper)
+    return Tollgate(store, upstream_client, grpc_server, http, channel, generated_key, reaper, domain.billing)
 
 
 async def run_reaper(billing: Billing, interval: float) -> None:

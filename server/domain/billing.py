@@ -9,6 +9,7 @@ unless it is implausible.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 from collections.abc import Mapping
@@ -53,6 +54,7 @@ class Billing:
         self._catalogue = catalogue
         self._site_discount = site_discount
         self._hold_lifetime = hold_lifetime
+        self._settling: set[asyncio.Task[int]] = set()
         self._prices: dict[str, Price] = {}
         for model_id in catalogue.ids():
             price = parse_price(model_id, catalogue.get(model_id, None).config)
@@ -91,6 +93,18 @@ class Billing:
         if not await self._store.place_hold(hold):
             raise _insufficient(False)  # another request took the money between the snapshot and the hold
         return Reservation(hold, output_limit, prices)
+
+    def start_settlement(self, reservation: Reservation, meter: UsageMeter, token: ApiToken) -> asyncio.Task[int]:
+        """Settles in a task of its own, tracked, so a cancelled caller cannot cut a settlement in half."""
+        task = asyncio.create_task(self.settle(reservation, meter, token), name=f"settle {reservation.hold.request_id}")
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+        return task
+
+    async def drain(self, timeout: float) -> None:
+        """Waits for settlements still running (at shutdown, before the store closes)."""
+        if self._settling:
+            await asyncio.wait(set(self._settling), timeout=timeout)
 
     async def settle(self, reservation: Reservation, meter: UsageMeter, token: ApiToken) -> int:
         """Charges the call once (a second settlement is a no-op) and records its usage row; returns the charge."""

@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import dataclasses
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from typing import TypeVar
 
 from tollgate.v1 import chat_pb2, relay_pb2
 
@@ -50,14 +50,14 @@ class Served:
 class Settlement:
     """Settles one call exactly once, whoever asks first, even while the asker is being cancelled."""
 
-    def __init__(self, settle: Callable[[], Coroutine[Any, Any, int]]) -> None:
-        self._settle = settle
-        self._done = False
+    def __init__(self, start: Callable[[], asyncio.Task[int]]) -> None:
+        self._start = start
+        self._task: asyncio.Task[int] | None = None
 
     async def __call__(self) -> None:
-        if not self._done:
-            self._done = True
-            await asyncio.shield(self._settle())
+        if self._task is None:
+            self._task = self._start()
+        await asyncio.shield(self._task)
 
 
 @dataclasses.dataclass
@@ -115,7 +115,7 @@ class Relay:
                 meter.saw_answer(answer)
                 return answer
         finally:
-            await Settlement(lambda: self._billing.settle(reservation, meter, token))()
+            await Settlement(lambda: self._billing.start_settlement(reservation, meter, token))()
 
     async def stream(
         self, token: ApiToken, params: chat_pb2.ChatCompletionParams, request_id: str, meter: UsageMeter
@@ -130,7 +130,7 @@ class Relay:
             reservation = await self._billing.reserve(
                 token, model, meter.prompt_estimate, _requested_output(params), request_id
             )
-        settle = Settlement(lambda: self._billing.settle(reservation, meter, token))
+        settle = Settlement(lambda: self._billing.start_settlement(reservation, meter, token))
         try:
             with _metered(meter, until_success=False):
                 return await self._open_stream(model, params, request_id, meter, reservation.output_limit, settle)
@@ -185,7 +185,7 @@ class Relay:
                 meter.saw_embeddings(answer.usage.prompt_tokens)
                 return answer
         finally:
-            await Settlement(lambda: self._billing.settle(reservation, meter, token))()
+            await Settlement(lambda: self._billing.start_settlement(reservation, meter, token))()
 
     def _chat_model(self, token: ApiToken, params: chat_pb2.ChatCompletionParams) -> CatalogueModel:
         model = self._catalogue.get(params.model, token)

@@ -19,7 +19,8 @@ def create_http_client(connect_timeout: float) -> httpx.AsyncClient:
     """The process's one upstream client: pooled keep-alive connections, explicit timeouts."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(connect_timeout, connect=connect_timeout),
-        limits=httpx.Limits(max_connections=2000, max_keepalive_connections=500, keepalive_expiry=60),
+        # Each open stream holds a connection: the pool must not be what caps concurrent streams.
+        limits=httpx.Limits(max_connections=20_000, max_keepalive_connections=500, keepalive_expiry=60),
         follow_redirects=False,  # an upstream that redirects must not take the key elsewhere
     )
 
