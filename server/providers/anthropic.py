@@ -39,7 +39,8 @@ class AnthropicProvider:
 
     async def stream(self, call: ChatCall) -> AsyncIterator[relay_pb2.StreamChatCompletionResponse]:
         translator = AnthropicStreamTranslator(model=call.params.model, created=int(time.time()))
-        events = self._http.stream_events(self._url, self._body(call, stream=True), call.deadlines, call.request_id)
+        body = self._body(call, stream=True)
+        events = self._http.stream_events(self._url, body, call.deadlines, call.request_id, _is_message_stop)
         async with contextlib.aclosing(events):
             async for event, data in events:
                 try:
@@ -66,3 +67,7 @@ class AnthropicProvider:
             stream=stream,
             api_version=ANTHROPIC_VERSION,
         )
+
+
+def _is_message_stop(event: str, data: str) -> bool:
+    return event == "message_stop"

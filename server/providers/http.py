@@ -118,6 +118,14 @@ ErrorMapper = Callable[[int, Any, "float | None"], TollgateError]
 """(HTTP status, parsed body, Retry-After seconds) → the domain error of an upstream's refusal."""
 
 
+async def _drain(events: AsyncIterator[tuple[str, str]], seconds: float = 1.0) -> None:
+    """Reads what follows the last event, so the pool keeps the connection; gives up quietly."""
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(seconds):
+            async for _ in events:
+                pass
+
+
 class HttpUpstream:
     """One channel's HTTP calls: JSON answers and event streams, with its headers, timeouts and errors."""
 
@@ -144,11 +152,17 @@ class HttpUpstream:
         return answer
 
     async def stream_events(
-        self, url: str, body: dict[str, Any], deadlines: Deadlines, request_id: str
+        self,
+        url: str,
+        body: dict[str, Any],
+        deadlines: Deadlines,
+        request_id: str,
+        is_last: Callable[[str, str], bool],
     ) -> AsyncGenerator[tuple[str, str], None]:
         """The (event, data) pairs of a streamed answer, each within its first-byte or idle deadline.
 
-        Ends by raising UpstreamError when the upstream closes the stream while more is asked for.
+        After the event `is_last` recognises, the rest of the body is read (briefly) so the connection
+        can be reused. Raises UpstreamError when the upstream closes the stream before that event.
         """
         with transport_errors(self.name):
             request = self._client.build_request(
@@ -174,6 +188,9 @@ class HttpUpstream:
                         raise pacer.timeout_error(self.name) from None
                     pacer.received()
                     yield event
+                    if is_last(*event):
+                        await _drain(events)
+                        return
             finally:
                 await response.aclose()
 

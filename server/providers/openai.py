@@ -48,7 +48,7 @@ class OpenAIProvider:
         body = wire.params_to_json(call.params)
         body["stream"] = True
         body["stream_options"] = {**body.get("stream_options", {}), "include_usage": True}
-        events = self._http.stream_events(self._chat_url, body, call.deadlines, call.request_id)
+        events = self._http.stream_events(self._chat_url, body, call.deadlines, call.request_id, _is_done)
         async with contextlib.aclosing(events):
             async for _, data in events:
                 if data == "[DONE]":
@@ -81,3 +81,7 @@ class OpenAIProvider:
             return wire.chunk_from_json(parsed)
         except (ValueError, wire.WireError) as exc:
             raise UpstreamError(f"channel {self._name} sent a malformed chunk", retryable=False) from exc
+
+
+def _is_done(event: str, data: str) -> bool:
+    return data == "[DONE]"
