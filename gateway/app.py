@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from tollgate.v1 import account_pb2, billing_pb2, relay_pb2, token_pb2
 
+from gateway.body import DEFAULT_BODY_LIMITS, BodyLimits
 from gateway.openai.errors import openai_error_response
 from gateway.openai.routes import OpenAIRoutes
 from gateway.transcode_app import create_transcoder_app
@@ -34,9 +35,11 @@ def error_response(path: str, status: status_pb2.Status, headers: dict[str, str]
     return status_response(status, headers)
 
 
-def create_gateway_app(channel: grpc.aio.Channel, *, request_timeout: float) -> Starlette:
+def create_gateway_app(
+    channel: grpc.aio.Channel, *, request_timeout: float, body_limits: BodyLimits = DEFAULT_BODY_LIMITS
+) -> Starlette:
     """The REST/SSE edge in front of the gRPC server reached through `channel`."""
-    openai = OpenAIRoutes(channel)
+    openai = OpenAIRoutes(channel, body_limits=body_limits)
     # The OpenAI codecs answer these two bindings; the generic transcoder serves every other route.
     openai_routes = [
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
@@ -48,4 +51,5 @@ def create_gateway_app(channel: grpc.aio.Channel, *, request_timeout: float) -> 
         default_timeout=request_timeout,
         error_responder=error_response,
         routes=openai_routes,
+        body_limits=body_limits,
     )

@@ -1,39 +1,71 @@
-"""What every gateway handler does with a request: read a bounded body, and notice a client that left."""
+"""What every gateway handler does with a request: read a bounded body in time, and notice a client that left."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable
 from typing import TypeVar
 
 import grpc
+from google.rpc import status_pb2
 from starlette.requests import Request
 from starlette.types import Receive
 
-DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+from gateway.errors import make_status
+
 _T = TypeVar("_T")
 
 
-class BodyTooLargeError(Exception):
-    """The body is over the limit (413); reading stopped there."""
+@dataclasses.dataclass(frozen=True)
+class BodyLimits:
+    """How large a request body may be, and how long it may take to arrive."""
+
+    max_bytes: int = 8 * 1024 * 1024
+    timeout_seconds: float = 30.0
+
+
+DEFAULT_BODY_LIMITS = BodyLimits()
+
+
+class BodyRejectedError(Exception):
+    """The body is too large (413) or too slow to arrive (408); reading stopped there. `status` says which."""
+
+    def __init__(self, status: status_pb2.Status) -> None:
+        super().__init__(status.message)
+        self.status = status
 
 
 class DisconnectedError(Exception):
     """The client went away while its call was running; the call was cancelled."""
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing it as soon as the declared or received size passes `limit`."""
+async def read_body(request: Request, limits: BodyLimits) -> bytes:
+    """The whole body within the time limit, refused as soon as the declared or received size passes the size limit.
+
+    A slow client cannot hold a connection and a handler by trickling its body.
+    """
+    limit, timeout = limits.max_bytes, limits.timeout_seconds
+    too_large = BodyRejectedError(
+        make_status(grpc.StatusCode.INVALID_ARGUMENT, f"request body exceeds {limit} bytes", reason="request_too_large")
+    )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLargeError
+        raise too_large
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLargeError
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        message = f"the request body did not arrive within {timeout:g} seconds"
+        raise BodyRejectedError(
+            make_status(grpc.StatusCode.DEADLINE_EXCEEDED, message, reason="request_timeout")
+        ) from None
     return b"".join(chunks)
 
 

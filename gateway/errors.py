@@ -47,9 +47,10 @@ def status_code(number: int) -> grpc.StatusCode:
 
 
 # Reasons whose HTTP status is not the one their gRPC code maps to: 402 and 422 have no gRPC code,
-# and 413 is a transport answer.
+# and 408 and 413 are transport answers.
 HTTP_STATUS_BY_REASON = {
     "insufficient_quota": 402,
+    "request_timeout": 408,
     "request_too_large": 413,
     "idempotency_key_reused": 422,
 }

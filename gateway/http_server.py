@@ -7,9 +7,58 @@ import contextlib
 import dataclasses
 import socket
 from collections.abc import Iterator
+from typing import ClassVar
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+HEAD_TIMEOUT_SECONDS = 10.0
+
+
+class _HeadTimeoutProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol that closes a connection whose request head does not arrive in time.
+
+    uvicorn bounds the idle time between requests (keep-alive) but not the time a client may take to
+    send a request's head, so a slow client could hold a socket for ever (slowloris). The clock runs
+    from the connection's start, or from the first byte of a next request, until its head is parsed.
+    """
+
+    head_timeout: ClassVar[float] = HEAD_TIMEOUT_SECONDS
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        cycle = self.cycle
+        if (cycle is None or cycle.response_complete) and self._head_timer is None:
+            self._arm_head_timer()
+        super().data_received(data)
+        if self.cycle is not cycle:  # a request's head was parsed
+            self._disarm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def _protocol_with_head_timeout(seconds: float) -> type[H11Protocol]:
+    return type("HeadTimeoutProtocol", (_HeadTimeoutProtocol,), {"head_timeout": seconds})
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -48,12 +97,20 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def start_http_server(app: ASGIApp, host: str, port: int, *, log_level: str = "info") -> HttpServer:
+async def start_http_server(
+    app: ASGIApp, host: str, port: int, *, log_level: str = "info", head_timeout: float = HEAD_TIMEOUT_SECONDS
+) -> HttpServer:
     """Binds, starts serving `app` in a tracked task, and returns once the server accepts connections."""
     sock = bind_socket(host, port)
     # proxy_headers off: the client address is the socket peer, whatever X-Forwarded-For says.
     config = uvicorn.Config(
-        app, lifespan="off", access_log=False, log_level=log_level, server_header=False, proxy_headers=False
+        app,
+        http=_protocol_with_head_timeout(head_timeout),
+        lifespan="off",
+        access_log=False,
+        log_level=log_level,
+        server_header=False,
+        proxy_headers=False,
     )
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="http-server")

@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
+from gateway.body import DEFAULT_BODY_LIMITS, BodyLimits
 from gateway.errors import make_status
 from gateway.openapi import build_openapi
 from gateway.pattern import PathDecodeError
@@ -59,6 +60,7 @@ def create_transcoder_app(
     default_timeout: float | None,
     error_responder: ErrorResponder | None = None,
     routes: Sequence[BaseRoute] = (),
+    body_limits: BodyLimits = DEFAULT_BODY_LIMITS,
 ) -> Starlette:
     """`routes` first, then routes from the services' google.api.http options, `GET /openapi.json`, 404 otherwise.
 
@@ -67,9 +69,11 @@ def create_transcoder_app(
     table = RouteTable.from_services(services)
     document = build_openapi(table)
     transcoder = (
-        Transcoder(channel, default_timeout=default_timeout)
+        Transcoder(channel, default_timeout=default_timeout, body_limits=body_limits)
         if error_responder is None
-        else Transcoder(channel, default_timeout=default_timeout, error_responder=error_responder)
+        else Transcoder(
+            channel, default_timeout=default_timeout, body_limits=body_limits, error_responder=error_responder
+        )
     )
     endpoint = TranscoderEndpoint(table, transcoder)
 

@@ -12,7 +12,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from gateway.body import DEFAULT_MAX_BODY_BYTES, BodyTooLargeError, DisconnectedError, read_body, unless_disconnected
+from gateway.body import (
+    DEFAULT_BODY_LIMITS,
+    BodyLimits,
+    BodyRejectedError,
+    DisconnectedError,
+    read_body,
+    unless_disconnected,
+)
 from gateway.codec import CodecError, decode_request, dump_json, encode_response
 from gateway.errors import error_headers, make_status, status_from_rpc_error, status_http_status, status_to_json
 from gateway.metadata import REQUEST_ID_HEADER, CallOptions, MetadataError, call_options
@@ -57,13 +64,13 @@ class Transcoder:
         channel: grpc.aio.Channel,
         *,
         default_timeout: float | None,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        body_limits: BodyLimits = DEFAULT_BODY_LIMITS,
         error_responder: ErrorResponder = _status_responder,
     ) -> None:
         self.error_response = error_responder
         self._channel = channel
         self._default_timeout = default_timeout
-        self._max_body_bytes = max_body_bytes
+        self._body_limits = body_limits
         self._unary: dict[str, UnaryCallable] = {}
         self._streams: dict[str, StreamCallable] = {}
 
@@ -77,11 +84,9 @@ class Transcoder:
             return self.error_response(path, make_status(grpc.StatusCode.INVALID_ARGUMENT, str(exc)), {})
         headers = {REQUEST_ID_HEADER: options.request_id}
         try:
-            body = await read_body(request, self._max_body_bytes)
-        except BodyTooLargeError:
-            too_large = f"request body exceeds {self._max_body_bytes} bytes"
-            status = make_status(grpc.StatusCode.INVALID_ARGUMENT, too_large, reason="request_too_large")
-            return self.error_response(path, status, headers)
+            body = await read_body(request, self._body_limits)
+        except BodyRejectedError as exc:
+            return self.error_response(path, exc.status, headers)
         query = request.scope.get("query_string", b"").decode("latin-1")
         try:
             message = decode_request(route, match.path_params, query, body)

@@ -11,13 +11,16 @@ import grpc
 import httpx
 
 from gateway.app import create_gateway_app
+from gateway.body import BodyLimits
 from gateway.http_server import HttpServer, start_http_server
 from server.access import ACCESS
 from server.auth import Authenticator, ChainAuthenticator, OperatorKeyAuthenticator, operator_key_sha256
 from server.config import Config, ConfigError, split_host_port
 from server.domain.accounts import Accounts
+from server.domain.admission import Admission
 from server.domain.billing import Billing
 from server.domain.breaker import CircuitBreaker
+from server.domain.capacity import ChannelCapacity
 from server.domain.catalogue import Catalogue
 from server.domain.login_throttle import LoginThrottle
 from server.domain.money import parse_multiplier
@@ -27,6 +30,10 @@ from server.domain.routing import Channel, Router
 from server.domain.sessions import Sessions
 from server.domain.tokens import Tokens
 from server.grpc_server import GrpcServer, start_grpc_server
+from server.limits.base import Limiter
+from server.limits.fallback import FallbackLimiter
+from server.limits.memory import MemoryLimiter
+from server.limits.redis import RedisLimiter
 from server.providers.anthropic import AnthropicProvider
 from server.providers.base import Provider
 from server.providers.http import create_http_client
@@ -68,6 +75,7 @@ class Domain:
     catalogue: Catalogue
     relay: Relay
     billing: Billing
+    admission: Admission
 
     def servicers(self) -> Servicers:
         return Servicers(
@@ -98,14 +106,25 @@ def build_domain(
         parse_multiplier(config.billing.site_discount, param="billing.site_discount"),
         timedelta(seconds=config.relay.stream_max_seconds),
     )
+    admission = Admission(build_limiter(config), config.limits)
     return Domain(
         accounts=Accounts(store.accounts, passwords),
         sessions=Sessions(store.accounts, store.sessions, passwords, LoginThrottle(), operator_key_sha256),
         tokens=Tokens(store.tokens, catalogue.ids()),
         catalogue=catalogue,
-        relay=Relay(catalogue, router, config.relay, billing),
+        relay=Relay(catalogue, router, config.relay, billing, admission),
         billing=billing,
+        admission=admission,
     )
+
+
+def build_limiter(config: Config) -> Limiter:
+    """Redis when configured (falling back to a per-process share when it is down), else process memory."""
+    if not config.redis_url:
+        return MemoryLimiter()
+    limits = config.limits
+    redis = RedisLimiter.from_url(config.redis_url, timeout=limits.redis_timeout_seconds, prefix=limits.redis_prefix)
+    return FallbackLimiter(redis, replicas=limits.replicas, timeout=limits.redis_timeout_seconds)
 
 
 def build_channels(config: Config, http_client: httpx.AsyncClient) -> list[Channel]:
@@ -123,7 +142,14 @@ def build_channels(config: Config, http_client: httpx.AsyncClient) -> list[Chann
         else:
             provider = OpenAIProvider(channel, http_client)
         breaker = CircuitBreaker(config.relay.breaker_failures, config.relay.breaker_open_seconds)
-        channels.append(Channel(channel, provider, breaker))
+        limits = config.limits
+        capacity = ChannelCapacity(
+            channel.name,
+            limits.channel_max_concurrency,
+            queue_seconds=limits.channel_queue_seconds,
+            queue_size=limits.channel_queue_size,
+        )
+        channels.append(Channel(channel, provider, breaker, capacity))
     return channels
 
 
@@ -138,12 +164,13 @@ class Tollgate:
     channel: grpc.aio.Channel
     generated_operator_key: str | None
     reaper: asyncio.Task[None]
-    billing: Billing
+    domain: Domain
 
     async def stop(self, grace: float) -> None:
         """Graceful shutdown: stop accepting, drain in-flight calls within `grace`, close in reverse order."""
         await asyncio.gather(self.http_server.stop(grace), self.grpc_server.stop(grace))
-        await self.billing.drain(timeout=max(grace, 5.0))  # settlements of cancelled calls finish first
+        await self.domain.billing.drain(timeout=max(grace, 5.0))  # settlements of cancelled calls finish first
+        await self.domain.admission.close()
         self.reaper.cancel()
         await asyncio.gather(self.reaper, return_exceptions=True)
         await self.channel.close()
@@ -169,16 +196,20 @@ async def start(config: Config) -> Tollgate:
     channel = grpc.aio.insecure_channel(f"{_loopback(grpc_host)}:{grpc_server.port}")
     http_host, http_port = split_host_port(config.http.listen)
     try:
-        app = create_gateway_app(channel, request_timeout=config.http.request_timeout_seconds)
-        http = await start_http_server(app, http_host, http_port, log_level=config.log_level)
+        body_limits = BodyLimits(config.http.max_body_bytes, config.http.body_timeout_seconds)
+        app = create_gateway_app(channel, request_timeout=config.http.request_timeout_seconds, body_limits=body_limits)
+        http = await start_http_server(
+            app, http_host, http_port, log_level=config.log_level, head_timeout=config.http.head_timeout_seconds
+        )
     except BaseException:
         await channel.close()
         await grpc_server.stop(0)
+        await domain.admission.close()
         await upstream_client.aclose()
         await store.close()
         raise
     reaper = asyncio.create_task(run_reaper(domain.billing, config.billing.reaper_interval_seconds), name="reaper")
-    return Tollgate(store, upstream_client, grpc_server, http, channel, generated_key, reaper, domain.billing)
+    return Tollgate(store, upstream_client, grpc_server, http, channel, generated_key, reaper, domain)
 
 
 async def run_reaper(billing: Billing, interval: float) -> None:

@@ -38,6 +38,12 @@ class HttpConfig:
     """gRPC server the gateway calls; empty means the one started in the same process."""
     request_timeout_seconds: float = 60.0
     """Deadline of a management call when the client sends no Grpc-Timeout header."""
+    max_body_bytes: int = 8 * 1024 * 1024
+    """Largest request body; a larger one is refused with 413 before it is read."""
+    head_timeout_seconds: float = 10.0
+    """Time a client has to send a request's headers; then the connection is closed."""
+    body_timeout_seconds: float = 30.0
+    """Time a client has to send a request's body; then 408."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +145,34 @@ class RelayConfig:
     """How long an open breaker refuses calls before one half-open probe."""
 
 
+@dataclasses.dataclass(frozen=True)
+class LimitsConfig:
+    """Admission: per-token and per-account limits, per-channel capacity, and the process's own cap."""
+
+    token_concurrency: int = 100
+    """Concurrent requests per token when the token sets none."""
+    lease_seconds: float = 15.0
+    """A concurrency slot's lease; renewed while its request runs, so a dead process frees it this fast."""
+    account_requests_per_minute: int = 0
+    """Requests per minute per account, across its tokens; 0 = no limit."""
+    account_tokens_per_minute: int = 0
+    """Tokens per minute per account (prompt estimate and max_tokens, corrected at settlement); 0 = none."""
+    max_open_requests: int = 10_000
+    """Relayed requests one process keeps open; past it, new ones get a fast 503 overloaded."""
+    channel_max_concurrency: int = 512
+    """The most concurrent calls one channel gets; the allowed number adapts below it."""
+    channel_queue_seconds: float = 2.0
+    """How long a request waits for a busy channel before the next channel, or 503."""
+    channel_queue_size: int = 1024
+    """Requests that may wait for one channel; past it, the channel counts as busy at once."""
+    redis_prefix: str = "tollgate:"
+    """Prefix of every Redis key."""
+    redis_timeout_seconds: float = 0.2
+    """A Redis answer slower than this counts as an outage: this process decides alone for a while."""
+    replicas: int = 1
+    """Processes sharing the limits; during a Redis outage each admits 1/replicas of every limit."""
+
+
 def default_models() -> dict[str, ModelConfig]:
     """The catalogue served when the configuration file has no `[models]` tables (prices in USD per 1M tokens)."""
     anthropic = {"owned_by": "anthropic", "context_window": 200_000}
@@ -235,6 +269,7 @@ class Config:
     http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
     relay: RelayConfig = dataclasses.field(default_factory=RelayConfig)
     billing: BillingConfig = dataclasses.field(default_factory=BillingConfig)
+    limits: LimitsConfig = dataclasses.field(default_factory=LimitsConfig)
     models: Mapping[str, ModelConfig] = dataclasses.field(
         default_factory=default_models, metadata={"table_of": ModelConfig}
     )

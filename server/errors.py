@@ -12,6 +12,7 @@
     ├── ConflictError              ABORTED              conflict
     ├── RateLimitedError           RESOURCE_EXHAUSTED   rate_limit_exceeded
     ├── UnavailableError           UNAVAILABLE          service_unavailable
+    │   ├── OverloadedError                             overloaded
     │   └── UpstreamError                               upstream_error
     ├── UpstreamTimeoutError       DEADLINE_EXCEEDED    upstream_timeout
     └── InternalError              INTERNAL             internal_error
@@ -159,6 +160,12 @@ class UnavailableError(TollgateError):
     status = StatusCode.UNAVAILABLE
     reason = "service_unavailable"
     error_type = "server_error"
+
+
+class OverloadedError(UnavailableError):
+    """Tollgate itself, or every channel for the model, is at capacity; `retry_after` says when to come back."""
+
+    reason = "overloaded"
 
 
 class UpstreamError(UnavailableError):

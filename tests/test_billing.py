@@ -178,7 +178,7 @@ async def test_concurrent_requests_admit_exactly_what_is_covered(tmp_path: Path,
         )
         session = await env.running.login("racer")
         cap = {"spend_cap_usd": format_usd(50 * hold)} if limit == "cap" else {}
-        _, key = await env.running.create_token(session, **cap)
+        _, key = await env.running.create_token(session, max_concurrency=200, **cap)  # money limits, not slots
         client = openai.AsyncOpenAI(api_key=key, base_url=f"{env.running.base_url}/v1", max_retries=0)
 
         async def one() -> int:

@@ -11,9 +11,11 @@ from decimal import Decimal
 import pytest
 from tollgate.v1 import chat_pb2, relay_pb2
 
-from server.config import ChannelConfig, ModelConfig, RelayConfig
+from server.config import ChannelConfig, LimitsConfig, ModelConfig, RelayConfig
+from server.domain.admission import Admission
 from server.domain.billing import Billing
 from server.domain.breaker import CircuitBreaker
+from server.domain.capacity import ChannelCapacity
 from server.domain.catalogue import Catalogue
 from server.domain.metering import UsageMeter
 from server.domain.records import ApiToken, Funds, Hold, UsageRecord
@@ -21,6 +23,7 @@ from server.domain.relay import Relay
 from server.domain.retry_budget import RetryBudget
 from server.domain.routing import Channel, Router
 from server.errors import ContextLengthExceededError, InvalidArgumentError, UpstreamError
+from server.limits.memory import MemoryLimiter
 from server.providers.base import ChatCall, Deadlines
 
 PRICED = {"input_per_mtok": "1", "output_per_mtok": "2"}
@@ -117,7 +120,12 @@ class FakeProvider:
 
 def _channel(name: str, provider: FakeProvider, models: tuple[str, ...], **fields: object) -> Channel:
     config = ChannelConfig(name=name, models=models, **fields)  # type: ignore[arg-type]
-    return Channel(config, provider, CircuitBreaker(failures=2, open_seconds=60))
+    capacity = ChannelCapacity(name, 64, queue_seconds=0.1, queue_size=8)
+    return Channel(config, provider, CircuitBreaker(failures=2, open_seconds=60), capacity)
+
+
+def _admission() -> Admission:
+    return Admission(MemoryLimiter(), LimitsConfig())
 
 
 def _relay(channels: list[Channel], **config: object) -> Relay:
@@ -128,7 +136,7 @@ def _relay(channels: list[Channel], **config: object) -> Relay:
 
     sleeps: list[float] = []
     router = Router(channels, catalogue, random.Random(7))
-    relay = Relay(catalogue, router, RelayConfig(**config), _billing(catalogue), sleep=no_sleep)  # type: ignore[arg-type]
+    relay = Relay(catalogue, router, RelayConfig(**config), _billing(catalogue), _admission(), sleep=no_sleep)  # type: ignore[arg-type]
     relay.sleeps = sleeps  # type: ignore[attr-defined]
     return relay
 
@@ -193,7 +201,15 @@ async def test_retry_budget_exhausted_means_no_retry() -> None:
         return None
 
     budget = RetryBudget(0.0, reserve=0)
-    relay = Relay(catalogue, Router([channel], catalogue), RelayConfig(), _billing(catalogue), budget, sleep=no_sleep)
+    relay = Relay(
+        catalogue,
+        Router([channel], catalogue),
+        RelayConfig(),
+        _billing(catalogue),
+        _admission(),
+        budget,
+        sleep=no_sleep,
+    )
     with pytest.raises(UpstreamError):
         await _complete(relay, _params("solo"))
     assert len(provider.calls) == 1

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 from tollgate.v1 import chat_pb2, relay_pb2, relay_pb2_grpc
 
+from tests.support.grpc_clients import error_details
 from tests.support.relay_env import RelayEnv, relay_env
 
 
@@ -22,21 +22,6 @@ async def env(tmp_path: Path) -> AsyncIterator[RelayEnv]:
 def _params(model: str, text: str, **fields: object) -> chat_pb2.ChatCompletionParams:
     message = chat_pb2.ChatMessage(role="user", content=text)
     return chat_pb2.ChatCompletionParams(model=model, messages=[message], **fields)  # type: ignore[arg-type]
-
-
-def _details(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, error_details_pb2.RetryInfo | None]:
-    raw = dict(error.trailing_metadata() or ())["grpc-status-details-bin"]
-    assert isinstance(raw, bytes)
-    status = status_pb2.Status.FromString(raw)
-    info = error_details_pb2.ErrorInfo()
-    retry = None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            detail.Unpack(info)
-        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            retry = error_details_pb2.RetryInfo()
-            detail.Unpack(retry)
-    return info, retry
 
 
 async def test_unary_and_stream(env: RelayEnv) -> None:
@@ -74,7 +59,7 @@ async def test_errors_carry_error_info(
             relay_pb2.CreateChatCompletionRequest(params=_params(model, text)), metadata=env.metadata()
         )
     assert caught.value.code() == code
-    info, _ = _details(caught.value)
+    info, _ = error_details(caught.value)
     assert info.reason == reason
 
 
@@ -88,7 +73,7 @@ async def test_upstream_rate_limit_carries_retry_info(env: RelayEnv) -> None:
             metadata=env.metadata(),
         )
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-    _, retry = _details(caught.value)
+    _, retry = error_details(caught.value)
     assert retry is not None and retry.retry_delay.seconds == 1
 
 

@@ -16,6 +16,7 @@ _TYPE_BY_HTTP_STATUS = {
     402: "insufficient_quota",
     403: "invalid_request_error",
     404: "invalid_request_error",
+    408: "invalid_request_error",
     409: "invalid_request_error",
     413: "invalid_request_error",
     422: "invalid_request_error",

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from tollgate.v1 import relay_pb2
 
-from gateway.body import DEFAULT_MAX_BODY_BYTES, BodyTooLargeError, DisconnectedError, read_body, unless_disconnected
+from gateway.body import BodyLimits, BodyRejectedError, DisconnectedError, read_body, unless_disconnected
 from gateway.codec import dump_json
 from gateway.errors import make_status, status_from_rpc_error
 from gateway.metadata import REQUEST_ID_HEADER, CallOptions, MetadataError, call_options
@@ -45,8 +45,8 @@ def _invalid(message: str, param: str | None = None, reason: str = "invalid_requ
 class OpenAIRoutes:
     """Handlers for the OpenAI routes, calling RelayService over one channel."""
 
-    def __init__(self, channel: grpc.aio.Channel, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
-        self._max_body_bytes = max_body_bytes
+    def __init__(self, channel: grpc.aio.Channel, *, body_limits: BodyLimits) -> None:
+        self._body_limits = body_limits
         self._create = channel.unary_unary(
             _RELAY + "CreateChatCompletion",
             request_serializer=relay_pb2.CreateChatCompletionRequest.SerializeToString,
@@ -107,9 +107,9 @@ class OpenAIRoutes:
         except MetadataError as exc:
             raise _invalid(str(exc)) from exc
         try:
-            raw = await read_body(request, self._max_body_bytes)
-        except BodyTooLargeError:
-            raise _invalid(f"request body exceeds {self._max_body_bytes} bytes", reason="request_too_large") from None
+            raw = await read_body(request, self._body_limits)
+        except BodyRejectedError as exc:
+            raise _RequestError(exc.status) from None
         try:
             body = json.loads(raw)
         except (ValueError, RecursionError):

@@ -18,7 +18,9 @@ from typing import TypeVar
 from tollgate.v1 import chat_pb2, relay_pb2
 
 from server.config import RelayConfig
-from server.domain.billing import Billing
+from server.domain.admission import Admission, Ticket
+from server.domain.billing import Billing, Reservation
+from server.domain.capacity import ChannelCapacity
 from server.domain.catalogue import Catalogue, CatalogueModel
 from server.domain.metering import UsageMeter
 from server.domain.records import ApiToken
@@ -28,6 +30,7 @@ from server.domain.token_count import prompt_tokens
 from server.errors import (
     ContextLengthExceededError,
     InvalidArgumentError,
+    OverloadedError,
     TollgateError,
     UpstreamError,
     UpstreamTimeoutError,
@@ -48,14 +51,29 @@ class Served:
 
 
 class Settlement:
-    """Settles one call exactly once, whoever asks first, even while the asker is being cancelled."""
+    """Ends one call exactly once, whoever asks first, even while the asker is being cancelled.
 
-    def __init__(self, start: Callable[[], asyncio.Task[int]]) -> None:
+    Gives back what the call held (its channel place, its admission ticket, corrected to the tokens
+    used) and settles its hold.
+    """
+
+    def __init__(self, start: Callable[[], asyncio.Task[int]], ticket: Ticket, meter: UsageMeter) -> None:
         self._start = start
+        self._ticket = ticket
+        self._meter = meter
+        self._place: ChannelCapacity | None = None
         self._task: asyncio.Task[int] | None = None
+
+    def keep_place(self, capacity: ChannelCapacity) -> None:
+        """The call holds a place on this channel until it ends (a stream)."""
+        self._place = capacity
 
     async def __call__(self) -> None:
         if self._task is None:
+            if self._place is not None:
+                self._place.release()
+            usage = self._meter.usage()
+            self._ticket.finish(usage.prompt_tokens + usage.completion_tokens)
             self._task = self._start()
         await asyncio.shield(self._task)
 
@@ -83,6 +101,7 @@ class Relay:
         router: Router,
         config: RelayConfig,
         billing: Billing,
+        admission: Admission,
         budget: RetryBudget | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -90,6 +109,7 @@ class Relay:
         self._router = router
         self._config = config
         self._billing = billing
+        self._admission = admission
         self._budget = budget or RetryBudget(config.retry_budget_ratio)
         self._sleep = sleep
 
@@ -99,9 +119,7 @@ class Relay:
         """A whole answer, paid for by a hold and settled once; `meter` learns how the call went."""
         with _metered(meter):
             model = self._chat_model(token, params)
-            reservation = await self._billing.reserve(
-                token, model, meter.prompt_estimate, _requested_output(params), request_id
-            )
+            reservation, settle = await self._admit(token, model, meter, _requested_output(params), request_id)
         try:
             with _metered(meter):
 
@@ -109,13 +127,13 @@ class Relay:
                     call = self._call(channel, served, params, request_id, reservation.output_limit)
                     return await channel.provider.complete(call)
 
-                answer, served = await self._failover(model, attempt)
+                answer, served = await self._failover(model, token.account_id, attempt)
                 answer.model = served.model
                 meter.served_model, meter.channel = served.model, served.channel
                 meter.saw_answer(answer)
                 return answer
         finally:
-            await Settlement(lambda: self._billing.start_settlement(reservation, meter, token))()
+            await settle()
 
     async def stream(
         self, token: ApiToken, params: chat_pb2.ChatCompletionParams, request_id: str, meter: UsageMeter
@@ -127,13 +145,12 @@ class Relay:
         """
         with _metered(meter):
             model = self._chat_model(token, params)
-            reservation = await self._billing.reserve(
-                token, model, meter.prompt_estimate, _requested_output(params), request_id
-            )
-        settle = Settlement(lambda: self._billing.start_settlement(reservation, meter, token))
+            reservation, settle = await self._admit(token, model, meter, _requested_output(params), request_id)
         try:
             with _metered(meter, until_success=False):
-                return await self._open_stream(model, params, request_id, meter, reservation.output_limit, settle)
+                return await self._open_stream(
+                    model, token.account_id, params, request_id, meter, reservation.output_limit, settle
+                )
         except BaseException:
             await settle()
             raise
@@ -141,6 +158,7 @@ class Relay:
     async def _open_stream(
         self,
         model: CatalogueModel,
+        account_id: str,
         params: chat_pb2.ChatCompletionParams,
         request_id: str,
         meter: UsageMeter,
@@ -156,7 +174,7 @@ class Relay:
             except StopAsyncIteration:
                 raise UpstreamError(f"channel {channel.name} sent an empty stream", retryable=True) from None
 
-        (first, rest), served = await self._failover(model, attempt)
+        (first, rest), served = await self._failover(model, account_id, attempt, keep_place=settle.keep_place)
         meter.served_model, meter.channel = served.model, served.channel
         include_usage = params.stream_options.include_usage
         return ChatStream(_relabelled(first, rest, served.model, include_usage, meter, settle), served, settle)
@@ -169,7 +187,7 @@ class Relay:
             model = self._catalogue.get(request.model, token)
             if model.config.kind != "embedding":
                 raise InvalidArgumentError(f"{model.id} is not an embedding model", param="model")
-            reservation = await self._billing.reserve(token, model, meter.prompt_estimate, 0, request_id)
+            _, settle = await self._admit(token, model, meter, 0, request_id)
         try:
             with _metered(meter):
 
@@ -179,13 +197,25 @@ class Relay:
                     upstream.model = channel.upstream_model(served.id)
                     return await channel.provider.embed(upstream, self._deadlines(served))
 
-                answer, served = await self._failover(model, attempt)
+                answer, served = await self._failover(model, token.account_id, attempt)
                 answer.model = served.model
                 meter.served_model, meter.channel = served.model, served.channel
                 meter.saw_embeddings(answer.usage.prompt_tokens)
                 return answer
         finally:
-            await Settlement(lambda: self._billing.start_settlement(reservation, meter, token))()
+            await settle()
+
+    async def _admit(
+        self, token: ApiToken, model: CatalogueModel, meter: UsageMeter, requested_output: int, request_id: str
+    ) -> tuple[Reservation, Settlement]:
+        """Admission first (limits), then the hold; a refused hold gives the admission back."""
+        ticket = await self._admission.admit(token, request_id, meter.prompt_estimate + requested_output)
+        try:
+            reservation = await self._billing.reserve(token, model, meter.prompt_estimate, requested_output, request_id)
+        except BaseException:
+            ticket.finish(0)
+            raise
+        return reservation, Settlement(lambda: self._billing.start_settlement(reservation, meter, token), ticket, meter)
 
     def _chat_model(self, token: ApiToken, params: chat_pb2.ChatCompletionParams) -> CatalogueModel:
         model = self._catalogue.get(params.model, token)
@@ -236,10 +266,20 @@ class Relay:
         return Deadlines(config.connect_timeout_seconds, first, idle, total, config.stream_max_seconds)
 
     async def _failover(
-        self, model: CatalogueModel, attempt: Callable[[Channel, CatalogueModel], Awaitable[_T]]
+        self,
+        model: CatalogueModel,
+        account_id: str,
+        attempt: Callable[[Channel, CatalogueModel], Awaitable[_T]],
+        keep_place: Callable[[ChannelCapacity], None] | None = None,
     ) -> tuple[_T, Served]:
+        """The first answer from the model's channels, then its fallbacks'.
+
+        Each attempt takes a place in the channel's capacity (waiting briefly, fairly across accounts),
+        given back when the attempt ends, or handed to `keep_place` when the answer outlives it (a stream).
+        """
         self._budget.attempted()
         last: TollgateError | None = None
+        busy: OverloadedError | None = None
         retry_in: float | None = None
         for candidate in [model, *(self._catalogue.get(name, None) for name in model.config.fallbacks)]:
             tries = 0
@@ -248,26 +288,43 @@ class Relay:
                     if not self._budget.try_spend():
                         break
                     await self._sleep(self._backoff(tries, last))
+                try:
+                    await channel.capacity.acquire(account_id)
+                except OverloadedError as exc:
+                    busy = exc
+                    continue
                 if not channel.breaker.allow():
+                    channel.capacity.release()
                     retry_in = min(retry_in or 1e9, channel.breaker.retry_in() or 1.0)
                     continue
                 tries += 1
                 try:
                     answer = await attempt(channel, candidate)
                 except (UpstreamError, UpstreamTimeoutError) as exc:
+                    channel.capacity.release()
                     channel.breaker.failed()
+                    if _pushed_back(exc):
+                        channel.capacity.overloaded()
                     last = exc
-                    if isinstance(exc, UpstreamError) and exc.retry_after is not None:
-                        if exc.retry_after > self._config.retry_after_cap_seconds:
-                            continue  # too long to wait here: the next channel, without spending a retry
                     continue
                 except TollgateError:
+                    channel.capacity.release()
                     channel.breaker.succeeded()  # the upstream judged the request itself: the channel works
                     raise
+                except BaseException:
+                    channel.capacity.release()
+                    raise
                 channel.breaker.succeeded()
+                channel.capacity.succeeded()
+                if keep_place is None:
+                    channel.capacity.release()
+                else:
+                    keep_place(channel.capacity)
                 return answer, Served(candidate.id, channel.name)
         if last is not None:
             raise last
+        if busy is not None:
+            raise busy
         raise UpstreamError(
             f"no healthy channel serves {model.id} right now", retryable=True, retry_after=retry_in or 1.0
         )
@@ -285,6 +342,11 @@ class Relay:
             return min(last.retry_after, self._config.retry_after_cap_seconds)
         ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (tries - 1))
         return random.uniform(ceiling / 2, ceiling)
+
+
+def _pushed_back(error: UpstreamError | UpstreamTimeoutError) -> bool:
+    """The channel said it has too much to do: 429, 529 (Anthropic's overloaded), 503, or no answer in time."""
+    return isinstance(error, UpstreamTimeoutError) or error.upstream_status in (429, 503, 529)
 
 
 def _requested_output(params: chat_pb2.ChatCompletionParams) -> int:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from server.config import ChannelConfig, ConfigError
 from server.domain.breaker import CircuitBreaker
+from server.domain.capacity import ChannelCapacity
 from server.domain.catalogue import Catalogue
 from server.providers.base import Provider
 
@@ -19,6 +20,7 @@ class Channel:
     config: ChannelConfig
     provider: Provider
     breaker: CircuitBreaker
+    capacity: ChannelCapacity
 
     @property
     def name(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -23,3 +24,21 @@ async def reflected_services(channel: grpc.aio.Channel) -> set[str]:
     async for reply in stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])):
         names.update(service.name for service in reply.list_services_response.service)
     return names
+
+
+def error_details(
+    error: grpc.aio.AioRpcError,
+) -> tuple[error_details_pb2.ErrorInfo, error_details_pb2.RetryInfo | None]:
+    """The ErrorInfo and RetryInfo (if any) a failed call carries in its trailing metadata."""
+    raw = dict(error.trailing_metadata() or ())["grpc-status-details-bin"]
+    assert isinstance(raw, bytes)
+    status = status_pb2.Status.FromString(raw)
+    info = error_details_pb2.ErrorInfo()
+    retry = None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            detail.Unpack(info)
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+    return info, retry

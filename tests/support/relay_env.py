@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import grpc
@@ -66,11 +66,16 @@ class RelayEnv:
 
 @contextlib.asynccontextmanager
 async def relay_env(
-    tmp_path: Path, *, extra_config: str = "", first_byte: float = 2.0, fake: FakeConfig | None = None
+    tmp_path: Path,
+    *,
+    extra_config: str = "",
+    first_byte: float = 2.0,
+    fake: FakeConfig | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> AsyncIterator[RelayEnv]:
     async with running_fake_upstream(fake or FakeConfig(key=UPSTREAM_KEY)) as upstream:
         config = CHANNELS.format(base_url=upstream.base_url, extra=extra_config, first_byte=first_byte)
-        async with running_inprocess(tmp_path, config, FAKE_UPSTREAM_KEY=UPSTREAM_KEY) as running:
+        async with running_inprocess(tmp_path, config, FAKE_UPSTREAM_KEY=UPSTREAM_KEY, **(environ or {})) as running:
             account_id = await running.create_account("user")
             await running.http.post(
                 f"/api/v1/accounts/{account_id}:credit",

@@ -1,0 +1,174 @@
+"""Admission: whether a relayed request may start now, decided before its hold is taken.
+
+In order, each cheap to refuse: the process's cap on open requests (503 overloaded), the token's
+concurrency slots (a lease, renewed while the request runs and released however it ends), then the
+requests-per-minute and tokens-per-minute windows of the token and of its account (429 with a
+retry hint). Tokens are counted when admitted (prompt estimate plus the client's max_tokens) and
+corrected to what the call really used when it ends. A refusal undoes what it had already taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+
+from server.config import LimitsConfig
+from server.domain.records import ApiToken
+from server.errors import InvalidArgumentError, OverloadedError, RateLimitedError
+from server.limits.base import Limiter
+
+log = logging.getLogger(__name__)
+WINDOW_SECONDS = 60.0
+CONCURRENCY_RETRY_SECONDS = 1.0
+
+
+def lease_key(token_id: str) -> str:
+    """The set of a token's concurrency leases (hash tag: one Redis Cluster slot per token)."""
+    return f"{{tok:{token_id}}}:leases"
+
+
+@dataclasses.dataclass
+class Ticket:
+    """An admitted request's slot and counts; `finish` gives them back once, with the tokens used."""
+
+    _admission: Admission
+    _lease: tuple[str, str] | None
+    _counted_tokens: int
+    _token_windows: list[tuple[str, int]]
+    _finished: bool = False
+
+    def finish(self, used_tokens: int | None = None) -> None:
+        """Frees the slot and corrects the token windows to `used_tokens` (None keeps the admitted count).
+
+        Synchronous, so it also runs for a caller being cancelled: this process forgets the lease at
+        once (no more renewals), and the limiter is told in a tracked task.
+        """
+        if self._finished:
+            return
+        self._finished = True
+        self._admission._give_back(self, used_tokens)
+
+
+class Admission:
+    """Decides admission over a Limiter (process memory or Redis) and keeps held leases alive."""
+
+    def __init__(self, limiter: Limiter, config: LimitsConfig) -> None:
+        self._limiter = limiter
+        self._config = config
+        self._open = 0
+        self._leases: dict[str, set[str]] = {}
+        self._renewer: asyncio.Task[None] | None = None
+        self._returning: set[asyncio.Task[None]] = set()
+        self._next_lease = 0
+
+    @property
+    def open_requests(self) -> int:
+        return self._open
+
+    async def admit(self, token: ApiToken, request_id: str, tokens: int) -> Ticket:
+        """A ticket for one request counting `tokens` tokens; raises OverloadedError or RateLimitedError."""
+        if self._open >= self._config.max_open_requests:
+            raise OverloadedError("Tollgate is at capacity; retry shortly", retry_after=CONCURRENCY_RETRY_SECONDS)
+        self._open += 1
+        ticket = Ticket(self, None, tokens, [])
+        try:
+            await self._take_slot(token, request_id, ticket)
+            await self._count(f"{{tok:{token.id}}}:rpm", 1, token.requests_per_minute, "token", "requests")
+            await self._count(
+                f"{{acc:{token.account_id}}}:rpm", 1, self._config.account_requests_per_minute, "account", "requests"
+            )
+            for key, limit, owner in (
+                (f"{{tok:{token.id}}}:tpm", token.tokens_per_minute, "token"),
+                (f"{{acc:{token.account_id}}}:tpm", self._config.account_tokens_per_minute, "account"),
+            ):
+                bucket = await self._count(key, tokens, limit, owner, "tokens")
+                if bucket is not None:
+                    ticket._token_windows.append((key, bucket))
+        except BaseException:
+            ticket.finish(0)
+            raise
+        return ticket
+
+    async def held(self, token_id: str) -> int:
+        """Concurrency slots the token holds now, across every process sharing the limiter."""
+        return await self._limiter.held_leases(lease_key(token_id))
+
+    async def close(self) -> None:
+        """Returns what finished requests held, stops renewing, and closes the limiter."""
+        if self._returning:
+            await asyncio.wait(set(self._returning), timeout=5.0)
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
+        await self._limiter.close()
+
+    async def _take_slot(self, token: ApiToken, request_id: str, ticket: Ticket) -> None:
+        limit = token.max_concurrency or self._config.token_concurrency
+        key = lease_key(token.id)
+        self._next_lease += 1
+        lease_id = f"{request_id}:{self._next_lease}"  # unique even if a client reuses a request id
+        if not await self._limiter.acquire_lease(key, lease_id, limit, self._config.lease_seconds):
+            raise RateLimitedError(
+                f"this token already has {limit} requests in flight; retry when one ends",
+                retry_after=CONCURRENCY_RETRY_SECONDS,
+            )
+        ticket._lease = (key, lease_id)
+        self._leases.setdefault(key, set()).add(lease_id)
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renew_forever(), name="lease renewal")
+
+    async def _count(self, key: str, amount: int, limit: int, owner: str, unit: str) -> int | None:
+        """Counts `amount` in a per-minute window; returns its bucket, or None when there is no limit."""
+        if limit <= 0:
+            return None
+        if amount > limit:
+            raise InvalidArgumentError(
+                f"this request needs about {amount} {unit}, more than the {owner}'s limit of {limit} per minute;"
+                " lower max_tokens or shorten the prompt",
+                param="max_tokens",
+            )
+        result = await self._limiter.consume(key, amount, limit, WINDOW_SECONDS)
+        if not result.admitted:
+            raise RateLimitedError(
+                f"the {owner}'s limit of {limit} {unit} per minute is reached", retry_after=max(result.retry_after, 0.1)
+            )
+        return result.bucket
+
+    def _give_back(self, ticket: Ticket, used_tokens: int | None) -> None:
+        self._open -= 1
+        lease = ticket._lease
+        if lease is not None:
+            key, lease_id = lease
+            held = self._leases.get(key)
+            if held is not None:
+                held.discard(lease_id)
+                if not held:
+                    del self._leases[key]
+        corrections = []
+        if used_tokens is not None and used_tokens != ticket._counted_tokens:
+            corrections = [(key, bucket, used_tokens - ticket._counted_tokens) for key, bucket in ticket._token_windows]
+        if lease is None and not corrections:
+            return
+        task = asyncio.create_task(self._tell_limiter(lease, corrections), name="limits release")
+        self._returning.add(task)
+        task.add_done_callback(self._returning.discard)
+
+    async def _tell_limiter(self, lease: tuple[str, str] | None, corrections: list[tuple[str, int, int]]) -> None:
+        try:
+            if lease is not None:
+                await self._limiter.release_lease(*lease)
+            for key, bucket, delta in corrections:
+                await self._limiter.correct(key, bucket, delta, WINDOW_SECONDS)
+        except Exception:  # the lease expires by itself; a request that ended must never fail here
+            log.exception("limits: returning a slot failed; its lease will expire")
+
+    async def _renew_forever(self) -> None:
+        """Every third of a lease, pushes every held lease's expiry ahead: long streams keep their slot."""
+        ttl = self._config.lease_seconds
+        while self._leases:
+            await asyncio.sleep(ttl / 3)
+            try:
+                await self._limiter.renew_leases({key: sorted(ids) for key, ids in self._leases.items()}, ttl)
+            except Exception:
+                log.exception("limits: renewing leases failed; will try again")

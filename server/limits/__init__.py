@@ -1,0 +1,1 @@
+"""Admission limits' shared state: leases and sliding windows, in process memory or in Redis."""
