@@ -16,6 +16,7 @@ from server.domain.catalogue import Catalogue
 from server.domain.money import format_usd, parse_usd
 from server.domain.passwords import Passwords
 from server.domain.records import TokenSettings
+from server.domain.token_cache import TokenCache
 from server.domain.tokens import Tokens
 from server.errors import InvalidArgumentError, NotFoundError
 from server.storage.base import AccountStore
@@ -55,8 +56,9 @@ async def run(config: Config, args: argparse.Namespace) -> None:
         _, generated_key = await operator_key_sha256(store, config.admin_key)
         if generated_key:
             print_operator_key(generated_key)
-        accounts = Accounts(store.accounts, Passwords())
-        tokens = Tokens(store.tokens, Catalogue(config.models).ids())
+        nothing_cached = TokenCache(ttl=0, backstop_ttl=0)  # one command, no authentication to speed up
+        accounts = Accounts(store.accounts, Passwords(), nothing_cached)
+        tokens = Tokens(store.tokens, Catalogue(config.models).ids(), nothing_cached)
         if args.command == "account" and args.action == "create":
             password = sys.stdin.readline().rstrip("\n") if args.password_stdin else secrets.token_urlsafe(18)
             account = await accounts.create(args.name, password, args.discount)

@@ -28,6 +28,7 @@ from server.domain.passwords import Passwords
 from server.domain.relay import Relay
 from server.domain.routing import Channel, Router
 from server.domain.sessions import Sessions
+from server.domain.token_cache import TokenCache
 from server.domain.tokens import Tokens
 from server.grpc_server import GrpcServer, start_grpc_server
 from server.limits.base import Limiter
@@ -39,6 +40,7 @@ from server.providers.base import Provider
 from server.providers.http import create_http_client
 from server.providers.openai import OpenAIProvider
 from server.providers.simulated import SimulatedProvider
+from server.revocations import RedisRevocationBus
 from server.services import Servicers
 from server.services.accounts import AccountServicer
 from server.services.billing import BillingServicer
@@ -76,12 +78,14 @@ class Domain:
     relay: Relay
     billing: Billing
     admission: Admission
+    token_cache: TokenCache
+    revocations: RedisRevocationBus | None
 
     def servicers(self) -> Servicers:
         return Servicers(
             relay=RelayServicer(self.catalogue, self.relay),
             tokens=TokenServicer(self.tokens),
-            billing=BillingServicer(self.accounts, self.billing, self.catalogue.context_windows()),
+            billing=BillingServicer(self.accounts, self.tokens, self.billing, self.catalogue.context_windows()),
             accounts=AccountServicer(self.accounts, self.sessions),
         )
 
@@ -107,14 +111,27 @@ def build_domain(
         timedelta(seconds=config.relay.stream_max_seconds),
     )
     admission = Admission(build_limiter(config), config.limits)
+    revocations = (
+        RedisRevocationBus.from_url(config.redis_url, channel=f"{config.limits.redis_prefix}revocations")
+        if config.redis_url
+        else None
+    )
+    cache = TokenCache(
+        ttl=config.auth_cache.ttl_seconds,
+        backstop_ttl=config.auth_cache.backstop_seconds,
+        max_entries=config.auth_cache.max_entries,
+        publisher=revocations,
+    )
     return Domain(
-        accounts=Accounts(store.accounts, passwords),
+        accounts=Accounts(store.accounts, passwords, cache),
         sessions=Sessions(store.accounts, store.sessions, passwords, LoginThrottle(), operator_key_sha256),
-        tokens=Tokens(store.tokens, catalogue.ids()),
+        tokens=Tokens(store.tokens, catalogue.ids(), cache),
         catalogue=catalogue,
         relay=Relay(catalogue, router, config.relay, billing, admission),
         billing=billing,
         admission=admission,
+        token_cache=cache,
+        revocations=revocations,
     )
 
 
@@ -165,14 +182,19 @@ class Tollgate:
     generated_operator_key: str | None
     reaper: asyncio.Task[None]
     domain: Domain
+    revocation_listener: asyncio.Task[None] | None
 
     async def stop(self, grace: float) -> None:
         """Graceful shutdown: stop accepting, drain in-flight calls within `grace`, close in reverse order."""
         await asyncio.gather(self.http_server.stop(grace), self.grpc_server.stop(grace))
         await self.domain.billing.drain(timeout=max(grace, 5.0))  # settlements of cancelled calls finish first
         await self.domain.admission.close()
-        self.reaper.cancel()
-        await asyncio.gather(self.reaper, return_exceptions=True)
+        background = [self.reaper, self.revocation_listener] if self.revocation_listener else [self.reaper]
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        if self.domain.revocations is not None:
+            await self.domain.revocations.close()
         await self.channel.close()
         await self.upstream_client.aclose()
         await self.store.close()
@@ -209,7 +231,11 @@ async def start(config: Config) -> Tollgate:
         await store.close()
         raise
     reaper = asyncio.create_task(run_reaper(domain.billing, config.billing.reaper_interval_seconds), name="reaper")
-    return Tollgate(store, upstream_client, grpc_server, http, channel, generated_key, reaper, domain)
+    listener = None
+    if domain.revocations is not None:
+        cache = domain.token_cache
+        listener = asyncio.create_task(domain.revocations.listen(cache.forget, cache.follow_bus), name="revocations")
+    return Tollgate(store, upstream_client, grpc_server, http, channel, generated_key, reaper, domain, listener)
 
 
 async def run_reaper(billing: Billing, interval: float) -> None:

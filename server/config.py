@@ -173,6 +173,18 @@ class LimitsConfig:
     """Processes sharing the limits; during a Redis outage each admits 1/replicas of every limit."""
 
 
+@dataclasses.dataclass(frozen=True)
+class AuthCacheConfig:
+    """The per-process cache of API-key look-ups, emptied by revocations from every replica."""
+
+    ttl_seconds: float = 30.0
+    """How long a look-up is reused while revocations arrive over Redis (a revoked key is refused at once)."""
+    backstop_seconds: float = 2.0
+    """How long it is reused when they may not arrive (no Redis, or Redis down): the revocation delay."""
+    max_entries: int = 100_000
+    """Look-ups kept per process; the least recently used go first."""
+
+
 def default_models() -> dict[str, ModelConfig]:
     """The catalogue served when the configuration file has no `[models]` tables (prices in USD per 1M tokens)."""
     anthropic = {"owned_by": "anthropic", "context_window": 200_000}
@@ -270,6 +282,7 @@ class Config:
     relay: RelayConfig = dataclasses.field(default_factory=RelayConfig)
     billing: BillingConfig = dataclasses.field(default_factory=BillingConfig)
     limits: LimitsConfig = dataclasses.field(default_factory=LimitsConfig)
+    auth_cache: AuthCacheConfig = dataclasses.field(default_factory=AuthCacheConfig)
     models: Mapping[str, ModelConfig] = dataclasses.field(
         default_factory=default_models, metadata={"table_of": ModelConfig}
     )

@@ -11,6 +11,7 @@ from server.domain.money import parse_multiplier, parse_usd
 from server.domain.paging import Page, decode_page_token, encode_page_token, page_size
 from server.domain.passwords import Passwords
 from server.domain.records import Account, Credit, LedgerEntry
+from server.domain.token_cache import TokenCache
 from server.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from server.storage.base import AccountStore
 
@@ -29,9 +30,10 @@ class IdempotencyKeyReusedError(InvalidArgumentError):
 class Accounts:
     """The operator's view of accounts."""
 
-    def __init__(self, store: AccountStore, passwords: Passwords) -> None:
+    def __init__(self, store: AccountStore, passwords: Passwords, cache: TokenCache) -> None:
         self._store = store
         self._passwords = passwords
+        self._cache = cache
 
     async def create(self, name: str, password: str, discount: str) -> Account:
         if not _NAME.match(name) or name.lower() == OPERATOR_NAME:
@@ -60,6 +62,7 @@ class Accounts:
         account = await self._store.set_account_disabled(account_id, True)
         if account is None:
             raise NotFoundError("no such account", param="account_id")
+        await self._cache.revoke_account(account_id)
         return account
 
     async def credit(

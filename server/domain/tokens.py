@@ -14,6 +14,7 @@ from server.domain.clock import utcnow
 from server.domain.ids import new_id
 from server.domain.paging import Page, decode_page_token, encode_page_token, page_size
 from server.domain.records import ApiToken, TokenSettings
+from server.domain.token_cache import TokenCache
 from server.errors import AuthenticationError, InvalidArgumentError, NotFoundError, PermissionDeniedError
 from server.storage.base import TokenStore
 
@@ -37,9 +38,10 @@ def mask_key(key: str) -> str:
 class Tokens:
     """An account's API tokens, and authentication by key."""
 
-    def __init__(self, store: TokenStore, known_models: Collection[str]) -> None:
+    def __init__(self, store: TokenStore, known_models: Collection[str], cache: TokenCache) -> None:
         self._store = store
         self._known_models = frozenset(known_models)
+        self._cache = cache
 
     async def create(self, account_id: str, settings: TokenSettings) -> tuple[ApiToken, str]:
         """The new token and its key, which is returned only here."""
@@ -80,17 +82,19 @@ class Tokens:
         updated = await self._store.update_token(account_id, token_id, changes)
         if updated is None:
             raise NotFoundError("no such token", param="token_id")
+        await self._cache.revoke_token(token_id)
         return updated
 
     async def delete(self, account_id: str, token_id: str) -> None:
         if not await self._store.delete_token(account_id, token_id, utcnow()):
             raise NotFoundError("no such token", param="token_id")
+        await self._cache.revoke_token(token_id)
 
     async def authenticate(self, credential: str, client_ip: str) -> Principal | None:
         """Authenticator of API keys: refuses deleted, disabled, expired and out-of-network uses."""
         if not credential.startswith(KEY_PREFIX):
             return None
-        found = await self._store.find_token_by_key_hash(sha256_hex(credential))
+        found = await self._cache.lookup(sha256_hex(credential), self._store.find_token_by_key_hash)
         if found is None:
             raise AuthenticationError("incorrect API key provided")
         token, account_disabled = found

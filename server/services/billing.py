@@ -13,6 +13,7 @@ from server.domain.billing import Billing
 from server.domain.money import MICROS_PER_USD, format_usd
 from server.domain.pricing import Price
 from server.domain.records import ApiToken, UsageRecord
+from server.domain.tokens import Tokens
 from server.errors import InvalidArgumentError, PermissionDeniedError
 from server.interceptors import current_principal
 from server.services.convert import account_message, from_timestamp, timestamp
@@ -69,8 +70,9 @@ def price_message(price: Price) -> billing_pb2.Price:
 class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     """Thin adapter over the account's money and its usage."""
 
-    def __init__(self, accounts: Accounts, billing: Billing, context_windows: dict[str, int]) -> None:
+    def __init__(self, accounts: Accounts, tokens: Tokens, billing: Billing, context_windows: dict[str, int]) -> None:
         self._accounts = accounts
+        self._tokens = tokens
         self._billing = billing
         self._context_windows = context_windows
 
@@ -143,7 +145,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     async def GetSubscription(
         self, request: billing_pb2.GetSubscriptionRequest, context: Context
     ) -> billing_pb2.GetSubscriptionResponse:
-        token = _api_token()
+        token = await self._calling_token()
         account = await self._accounts.get(token.account_id)
         left = account.available_micros
         if token.spend_cap_micros:
@@ -161,12 +163,12 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     async def GetDashboardUsage(
         self, request: billing_pb2.GetDashboardUsageRequest, context: Context
     ) -> billing_pb2.GetDashboardUsageResponse:
-        cents = _api_token().spent_micros / (MICROS_PER_USD / 100)
+        cents = (await self._calling_token()).spent_micros / (MICROS_PER_USD / 100)
         return billing_pb2.GetDashboardUsageResponse(object="list", total_usage=cents)
 
-
-def _api_token() -> ApiToken:
-    token = current_principal().token
-    if token is None:  # the access table admits only API keys here
-        raise PermissionDeniedError("this call needs an API key", reason="wrong_credential_kind")
-    return token
+    async def _calling_token(self) -> ApiToken:
+        """The caller's token as stored now (authentication may have used a cached copy)."""
+        token = current_principal().token
+        if token is None:  # the access table admits only API keys here
+            raise PermissionDeniedError("this call needs an API key", reason="wrong_credential_kind")
+        return await self._tokens.get(token.account_id, token.id)
