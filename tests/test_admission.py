@@ -24,7 +24,12 @@ LONG_STREAM = "[[scenario: chunks=8, chunk_interval_ms=400]] hold a slot"
 def _limits_env(backend: str) -> dict[str, str]:
     if backend == "memory":
         return {}
-    return {"TOLLGATE_REDIS_URL": shared_redis_url(), "TOLLGATE_LIMITS_REDIS_PREFIX": unique_prefix()}
+    return {
+        "TOLLGATE_REDIS_URL": shared_redis_url(),
+        "TOLLGATE_LIMITS_REDIS_PREFIX": unique_prefix(),
+        # these tests are not about outages: on a loaded machine a 0.2 s answer is not one
+        "TOLLGATE_LIMITS_REDIS_TIMEOUT_SECONDS": "2",
+    }
 
 
 @contextlib.asynccontextmanager
@@ -42,7 +47,7 @@ async def _held(env: RelayEnv, token_id: str) -> int:
     return await env.running.tollgate.domain.admission.held(token_id)
 
 
-async def _slots_drain(env: RelayEnv, token_id: str, within: float = 1.0) -> None:
+async def _slots_drain(env: RelayEnv, token_id: str, within: float = 3.0) -> None:
     deadline = time.monotonic() + within
     while await _held(env, token_id):
         assert time.monotonic() < deadline, f"{await _held(env, token_id)} slots still held after {within} s"
