@@ -11,6 +11,7 @@ from starlette.routing import Route
 from tollgate.v1 import account_pb2, billing_pb2, relay_pb2, token_pb2
 
 from gateway.body import DEFAULT_BODY_LIMITS, BodyLimits
+from gateway.metrics import MetricsEndpoint
 from gateway.openai.errors import openai_error_response
 from gateway.openai.routes import OpenAIRoutes
 from gateway.transcode_app import create_transcoder_app
@@ -36,15 +37,21 @@ def error_response(path: str, status: status_pb2.Status, headers: dict[str, str]
 
 
 def create_gateway_app(
-    channel: grpc.aio.Channel, *, request_timeout: float, body_limits: BodyLimits = DEFAULT_BODY_LIMITS
+    channel: grpc.aio.Channel,
+    *,
+    request_timeout: float,
+    body_limits: BodyLimits = DEFAULT_BODY_LIMITS,
+    metrics: MetricsEndpoint | None = None,
 ) -> Starlette:
-    """The REST/SSE edge in front of the gRPC server reached through `channel`."""
+    """The REST/SSE edge in front of the gRPC server reached through `channel` (and its metrics, in-process)."""
     openai = OpenAIRoutes(channel, body_limits=body_limits)
     # The OpenAI codecs answer these two bindings; the generic transcoder serves every other route.
     openai_routes = [
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
     ]
+    if metrics is not None:
+        openai_routes.append(Route("/metrics", metrics.serve, methods=["GET"]))
     return create_transcoder_app(
         channel,
         tollgate_services(),

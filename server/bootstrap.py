@@ -13,6 +13,7 @@ import httpx
 from gateway.app import create_gateway_app
 from gateway.body import BodyLimits
 from gateway.http_server import HttpServer, start_http_server
+from gateway.metrics import MetricsEndpoint
 from server.access import ACCESS
 from server.auth import Authenticator, ChainAuthenticator, OperatorKeyAuthenticator, operator_key_sha256
 from server.config import Config, ConfigError, split_host_port
@@ -35,6 +36,7 @@ from server.limits.base import Limiter
 from server.limits.fallback import FallbackLimiter
 from server.limits.memory import MemoryLimiter
 from server.limits.redis import RedisLimiter
+from server.metrics import Metrics
 from server.providers.anthropic import AnthropicProvider
 from server.providers.base import Provider
 from server.providers.http import create_http_client
@@ -80,6 +82,33 @@ class Domain:
     admission: Admission
     token_cache: TokenCache
     revocations: RedisRevocationBus | None
+    channels: tuple[Channel, ...]
+    limiter: Limiter
+    metrics: Metrics
+
+    @property
+    def open_requests(self) -> int:
+        return self.admission.open_requests
+
+    @property
+    def open_holds(self) -> int:
+        return self.billing.open_holds
+
+    @property
+    def reaped_holds(self) -> int:
+        return self.billing.reaped_holds
+
+    @property
+    def limiter_degraded(self) -> bool:
+        return isinstance(self.limiter, FallbackLimiter) and self.limiter.degraded
+
+    @property
+    def limiter_fallback_decisions(self) -> int:
+        return self.limiter.fallback_decisions if isinstance(self.limiter, FallbackLimiter) else 0
+
+    @property
+    def revocations_listening(self) -> bool:
+        return self.token_cache.bus_healthy
 
     def servicers(self) -> Servicers:
         return Servicers(
@@ -103,14 +132,18 @@ def build_domain(
 ) -> Domain:
     passwords = passwords or Passwords()
     catalogue = Catalogue(config.models)
-    router = Router(build_channels(config, http_client), catalogue)
+    channels = build_channels(config, http_client)
+    router = Router(channels, catalogue)
+    metrics = Metrics()
     billing = Billing(
         store.ledger,
         catalogue,
         parse_multiplier(config.billing.site_discount, param="billing.site_discount"),
         timedelta(seconds=config.relay.stream_max_seconds),
+        on_settled=metrics.call_settled,
     )
-    admission = Admission(build_limiter(config), config.limits)
+    limiter = build_limiter(config)
+    admission = Admission(limiter, config.limits)
     revocations = (
         RedisRevocationBus.from_url(config.redis_url, channel=f"{config.limits.redis_prefix}revocations")
         if config.redis_url
@@ -122,7 +155,7 @@ def build_domain(
         max_entries=config.auth_cache.max_entries,
         publisher=revocations,
     )
-    return Domain(
+    domain = Domain(
         accounts=Accounts(store.accounts, passwords, cache),
         sessions=Sessions(store.accounts, store.sessions, passwords, LoginThrottle(), operator_key_sha256),
         tokens=Tokens(store.tokens, catalogue.ids(), cache),
@@ -132,7 +165,12 @@ def build_domain(
         admission=admission,
         token_cache=cache,
         revocations=revocations,
+        channels=tuple(channels),
+        limiter=limiter,
+        metrics=metrics,
     )
+    domain.metrics.watch(domain.channels, domain)
+    return domain
 
 
 def build_limiter(config: Config) -> Limiter:
@@ -208,7 +246,11 @@ async def start(config: Config) -> Tollgate:
         key_sha256, generated_key = await operator_key_sha256(store, config.admin_key)
         domain = build_domain(store, config, key_sha256, upstream_client)
         grpc_server = await start_grpc_server(
-            config.grpc.listen, domain.servicers(), domain.authenticator(key_sha256), ACCESS
+            config.grpc.listen,
+            domain.servicers(),
+            domain.authenticator(key_sha256),
+            ACCESS,
+            on_finished=domain.metrics.rpc_finished,
         )
     except BaseException:
         await upstream_client.aclose()
@@ -219,7 +261,12 @@ async def start(config: Config) -> Tollgate:
     http_host, http_port = split_host_port(config.http.listen)
     try:
         body_limits = BodyLimits(config.http.max_body_bytes, config.http.body_timeout_seconds)
-        app = create_gateway_app(channel, request_timeout=config.http.request_timeout_seconds, body_limits=body_limits)
+        app = create_gateway_app(
+            channel,
+            request_timeout=config.http.request_timeout_seconds,
+            body_limits=body_limits,
+            metrics=MetricsEndpoint(domain.metrics.render, config.metrics.token),
+        )
         http = await start_http_server(
             app, http_host, http_port, log_level=config.log_level, head_timeout=config.http.head_timeout_seconds
         )

@@ -18,6 +18,7 @@ from server.auth import print_operator_key
 from server.bootstrap import start
 from server.config import Config, ConfigError, load_config, split_host_port
 from server.errors import TollgateError
+from server.log_format import formatter
 
 log = logging.getLogger("tollgate")
 
@@ -27,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = load_config(args.config)
-        _configure_logging(config.log_level)
+        _configure_logging(config.log_level, config.log_format)
         if args.command == "serve":
             asyncio.run(_serve(config))
         elif args.command == "gateway":
@@ -42,12 +43,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: str, kind: str) -> None:
     if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log_level must be debug, info, warning or error")
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    if kind not in ("text", "json"):
+        raise ConfigError("log_format must be text or json")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(kind))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     # aiosqlite logs every statement with its parameters at DEBUG: key hashes and session hashes included.
     logging.getLogger("aiosqlite").setLevel(max(logging.INFO, logging.getLogger().level))
 

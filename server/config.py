@@ -185,6 +185,14 @@ class AuthCacheConfig:
     """Look-ups kept per process; the least recently used go first."""
 
 
+@dataclasses.dataclass(frozen=True)
+class MetricsConfig:
+    """`GET /metrics` on the REST port: open to loopback, and to others with this bearer token."""
+
+    token: str = dataclasses.field(default="", repr=False)
+    """The scrape token for non-loopback clients; empty refuses them."""
+
+
 def default_models() -> dict[str, ModelConfig]:
     """The catalogue served when the configuration file has no `[models]` tables (prices in USD per 1M tokens)."""
     anthropic = {"owned_by": "anthropic", "context_window": 200_000}
@@ -277,12 +285,15 @@ class Config:
     """The operator key; empty means a generated one whose hash is kept in the database."""
     log_level: str = "info"
     """debug | info | warning | error."""
+    log_format: str = "text"
+    """text | json (one object per line, with the request id and metadata fields)."""
     grpc: GrpcConfig = dataclasses.field(default_factory=GrpcConfig)
     http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
     relay: RelayConfig = dataclasses.field(default_factory=RelayConfig)
     billing: BillingConfig = dataclasses.field(default_factory=BillingConfig)
     limits: LimitsConfig = dataclasses.field(default_factory=LimitsConfig)
     auth_cache: AuthCacheConfig = dataclasses.field(default_factory=AuthCacheConfig)
+    metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
     models: Mapping[str, ModelConfig] = dataclasses.field(
         default_factory=default_models, metadata={"table_of": ModelConfig}
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -34,9 +34,10 @@ async def start_grpc_server(
     servicers: Servicers,
     authenticator: Authenticator,
     access: Mapping[str, frozenset[Role]] = ACCESS,
+    on_finished: Callable[[str, str, float], None] = lambda method, code, seconds: None,
 ) -> GrpcServer:
     """Registers everything, binds `listen` (port 0 picks one) and starts serving."""
-    server = grpc.aio.server(interceptors=[EdgeInterceptor(access, authenticator)])
+    server = grpc.aio.server(interceptors=[EdgeInterceptor(access, authenticator, on_finished)])
     service_names = servicers.register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -5,11 +5,13 @@ One interceptor does all three so each call pays for one wrapper; wrapped handle
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import inspect
 import logging
+import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import grpc
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 PRINCIPAL: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal", default=ANONYMOUS)
 CLIENT_IP: contextvars.ContextVar[str] = contextvars.ContextVar("client_ip", default="")
+ABORTED_WITH: contextvars.ContextVar[str] = contextvars.ContextVar("aborted_with", default="UNKNOWN")
+"""The status code name this call was aborted with, for metrics."""
 
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
@@ -55,9 +59,16 @@ def metadata_value(context: grpc.aio.ServicerContext[Any, Any], key: str) -> str
 class EdgeInterceptor(grpc.aio.ServerInterceptor):
     """Refuses methods missing from the access table, authenticates, and maps errors for every call."""
 
-    def __init__(self, access: Mapping[str, frozenset[Role]], authenticator: Authenticator) -> None:
+    def __init__(
+        self,
+        access: Mapping[str, frozenset[Role]],
+        authenticator: Authenticator,
+        on_finished: Callable[[str, str, float], None] = lambda method, code, seconds: None,
+    ) -> None:
         self._access = access
         self._authenticator = authenticator
+        self._on_finished = on_finished
+        """Told of every call's method, status code name and duration (metrics)."""
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
@@ -76,16 +87,16 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         if roles is None:
             log.error("method %s is not in the access table; refusing it", method)
             roles = frozenset()
-        wrapped = self._wrap(handler, roles)
+        wrapped = self._wrap(handler, method, roles)
         self._wrapped[method] = wrapped
         return wrapped
 
     def _wrap(
-        self, handler: grpc.RpcMethodHandler[_Req, _Resp], roles: frozenset[Role]
+        self, handler: grpc.RpcMethodHandler[_Req, _Resp], method: str, roles: frozenset[Role]
     ) -> grpc.RpcMethodHandler[_Req, _Resp]:
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, roles),
+                self._unary(handler.unary_unary, method, roles),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -93,7 +104,7 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
             # An async generator yields its responses; a coroutine writes them through the context.
             wrap = self._streaming if inspect.isasyncgenfunction(handler.unary_stream) else self._unary
             return grpc.unary_stream_rpc_method_handler(
-                wrap(handler.unary_stream, roles),
+                wrap(handler.unary_stream, method, roles),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -102,26 +113,48 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
             raise RuntimeError("client-streaming methods must be public")
         return handler
 
-    def _unary(self, behavior: Callable[..., Any], roles: frozenset[Role]) -> Callable[..., Awaitable[Any]]:
+    def _unary(
+        self, behavior: Callable[..., Any], method: str, roles: frozenset[Role]
+    ) -> Callable[..., Awaitable[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            try:
-                await self._enter(context, roles)
-                return await behavior(request, context)
-            except Exception as exc:
-                await _abort(context, exc)
+            with self._timed(method):
+                try:
+                    await self._enter(context, roles)
+                    return await behavior(request, context)
+                except Exception as exc:
+                    await _abort(context, exc)
 
         return call
 
-    def _streaming(self, behavior: Callable[..., Any], roles: frozenset[Role]) -> Callable[..., AsyncIterator[Any]]:
+    def _streaming(
+        self, behavior: Callable[..., Any], method: str, roles: frozenset[Role]
+    ) -> Callable[..., AsyncIterator[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            try:
-                await self._enter(context, roles)
-                async for response in behavior(request, context):
-                    yield response
-            except Exception as exc:
-                await _abort(context, exc)
+            with self._timed(method):
+                try:
+                    await self._enter(context, roles)
+                    async for response in behavior(request, context):
+                        yield response
+                except Exception as exc:
+                    await _abort(context, exc)
 
         return call
+
+    @contextlib.contextmanager
+    def _timed(self, method: str) -> Iterator[None]:
+        """Reports the call's outcome: OK, the code it was aborted with, or CANCELLED."""
+        started = time.monotonic()
+        code = "OK"
+        try:
+            yield
+        except grpc.aio.AbortError:
+            code = ABORTED_WITH.get()
+            raise
+        except BaseException:
+            code = "CANCELLED"
+            raise
+        finally:
+            self._on_finished(method, code, time.monotonic() - started)
 
     async def _enter(self, context: grpc.aio.ServicerContext[Any, Any], roles: frozenset[Role]) -> None:
         """Sets the request id and the principal for this call; raises if the caller may not make it."""
@@ -188,6 +221,7 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) ->
 
 
 async def _abort_with(context: grpc.aio.ServicerContext[Any, Any], status: status_pb2.Status) -> None:
+    ABORTED_WITH.set(_GRPC_CODES[status.code].name)
     await context.abort(
         _GRPC_CODES[status.code],
         status.message,

@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from server.log_format import TextFormatter
 from tests.support.relay_env import UPSTREAM_KEY, RelayEnv, relay_env
 
 TOOLS: Any = [
@@ -223,7 +224,7 @@ async def test_every_call_ends_with_one_metadata_line_and_no_content(
         with pytest.raises(openai.APIError):
             async for _ in stream:
                 pass
-    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("relayed")]
+    lines = [TextFormatter().format(record) for record in caplog.records if record.getMessage() == "relayed"]
     assert len(lines) == 2
     assert "status=ok" in lines[0] and "channel=deepseek" in lines[0] and "estimated=False" in lines[0]
     assert "status=upstream_error" in lines[1] and "estimated=True" in lines[1] and "stream=True" in lines[1]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -48,9 +48,19 @@ class Billing:
     """Holds and settlements for relayed calls."""
 
     def __init__(
-        self, store: LedgerStore, catalogue: Catalogue, site_discount: Decimal, hold_lifetime: timedelta
+        self,
+        store: LedgerStore,
+        catalogue: Catalogue,
+        site_discount: Decimal,
+        hold_lifetime: timedelta,
+        on_settled: Callable[[UsageRecord], None] = lambda record: None,
     ) -> None:
         self._store = store
+        self._on_settled = on_settled
+        self.open_holds = 0
+        """Holds this process placed and has not settled yet."""
+        self.reaped_holds = 0
+        """Abandoned holds this process's reaper settled."""
         self._catalogue = catalogue
         self._site_discount = site_discount
         self._hold_lifetime = hold_lifetime
@@ -92,6 +102,7 @@ class Billing:
         hold = Hold(request_id, token.account_id, token.id, amount, now, now + self._hold_lifetime + HOLD_GRACE)
         if not await self._store.place_hold(hold):
             raise _insufficient(False)  # another request took the money between the snapshot and the hold
+        self.open_holds += 1
         return Reservation(hold, output_limit, prices)
 
     def start_settlement(self, reservation: Reservation, meter: UsageMeter, token: ApiToken) -> asyncio.Task[int]:
@@ -136,7 +147,11 @@ class Billing:
             client_ip=meter.client_ip,
             created_at=utcnow(),
         )
-        await self._store.settle(reservation.hold, charge, record)
+        try:
+            if await self._store.settle(reservation.hold, charge, record):
+                self._on_settled(record)
+        finally:
+            self.open_holds -= 1
         return charge
 
     async def reap(self, limit: int = 100) -> int:
@@ -171,6 +186,7 @@ class Billing:
                 created_at=utcnow(),
             )
             reaped += await self._store.settle(hold, 0, record)
+        self.reaped_holds += reaped
         return reaped
 
     async def usage(self, account_id: str, filters: Mapping[str, Any], size: int, page_token: str) -> Page[UsageRecord]:

@@ -16,6 +16,8 @@ class CircuitBreaker:
         self._failures = 0
         self._open_until = 0.0
         self._probing = False
+        self.failures_total = 0
+        """Every failure recorded, for metrics."""
 
     @property
     def state(self) -> str:
@@ -43,6 +45,7 @@ class CircuitBreaker:
         self._probing = False
 
     def failed(self) -> None:
+        self.failures_total += 1
         self._failures += 1
         if self._probing or self._failures >= self._threshold:
             self._failures = max(self._failures, self._threshold)

@@ -34,24 +34,22 @@ def _token() -> ApiToken:
 
 
 def _report(meter: UsageMeter) -> None:
-    """One metadata line per call, never content: what the ledger will record (issue: billing)."""
+    """One metadata line per call, never content: what the ledger will record."""
     usage = meter.usage()
-    log.info(
-        "relayed request_id=%s model=%s served=%s channel=%s stream=%s status=%s prompt_tokens=%d "
-        "cached_tokens=%d completion_tokens=%d estimated=%s latency_ms=%d ttft_ms=%s",
-        current_request_id(),
-        meter.requested_model,
-        meter.served_model or "-",
-        meter.channel or "-",
-        meter.stream,
-        meter.status,
-        usage.prompt_tokens,
-        usage.prompt_tokens_details.cached_tokens,
-        usage.completion_tokens,
-        meter.estimated,
-        meter.latency_ms(),
-        meter.time_to_first_token_ms(),
-    )
+    fields = {
+        "model": meter.requested_model,
+        "served": meter.served_model or "-",
+        "channel": meter.channel or "-",
+        "stream": meter.stream,
+        "status": meter.status,
+        "prompt_tokens": usage.prompt_tokens,
+        "cached_tokens": usage.prompt_tokens_details.cached_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "estimated": meter.estimated,
+        "latency_ms": meter.latency_ms(),
+        "ttft_ms": meter.time_to_first_token_ms(),
+    }
+    log.info("relayed", extra={"fields": fields})
 
 
 def model_message(model: CatalogueModel) -> relay_pb2.Model:
