@@ -139,7 +139,7 @@ def build_domain(
         store.ledger,
         catalogue,
         parse_multiplier(config.billing.site_discount, param="billing.site_discount"),
-        timedelta(seconds=config.relay.stream_max_seconds),
+        timedelta(seconds=config.relay.stream_max_seconds + config.billing.hold_grace_seconds),
         on_settled=metrics.call_settled,
     )
     limiter = build_limiter(config)

@@ -111,6 +111,8 @@ class BillingConfig:
     """Multiplier on every upstream price, as a decimal string (e.g. "0.8" sells at 80 %)."""
     reaper_interval_seconds: float = 30.0
     """How often holds left by a dead process are looked for."""
+    hold_grace_seconds: float = 300.0
+    """A hold outlives the longest call (relay.stream_max_seconds) by this much before the reaper may settle it."""
 
 
 @dataclasses.dataclass(frozen=True)

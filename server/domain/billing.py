@@ -30,7 +30,6 @@ from server.storage.base import LedgerStore
 PROMPT_MARGIN = Decimal("1.25")
 PROMPT_SLACK_TOKENS = 16
 MIN_OUTPUT_TOKENS = 16
-HOLD_GRACE = timedelta(minutes=5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +98,7 @@ class Billing:
         if amount > budget:
             raise _insufficient(funds.token_remaining_micros is not None and funds.token_remaining_micros < amount)
         now = utcnow()
-        hold = Hold(request_id, token.account_id, token.id, amount, now, now + self._hold_lifetime + HOLD_GRACE)
+        hold = Hold(request_id, token.account_id, token.id, amount, now, now + self._hold_lifetime)
         if not await self._store.place_hold(hold):
             raise _insufficient(False)  # another request took the money between the snapshot and the hold
         self.open_holds += 1
