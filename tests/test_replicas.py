@@ -127,7 +127,7 @@ async def test_a_replica_killed_under_load_leaves_nothing_behind(
         "TOLLGATE_BILLING_REAPER_INTERVAL_SECONDS": "0.5",
         "TOLLGATE_LIMITS_LEASE_SECONDS": "2",
     }
-    async with running_cluster(tmp_path, url, shared_redis_url(), **quick) as cluster:
+    async with running_cluster(tmp_path, url, shared_redis_url(), environ=quick) as cluster:
         a, b = cluster.replicas
         session, key = await cluster.create_user("bob", "100", max_concurrency=10)
         async with a.client(key) as on_a, b.client(key) as on_b:
@@ -172,7 +172,7 @@ async def test_a_token_deleted_on_one_replica_is_refused_by_the_other_within_a_s
 ) -> None:
     url, check = database
     long_cache = {"TOLLGATE_AUTH_CACHE_TTL_SECONDS": "60", "TOLLGATE_AUTH_CACHE_BACKSTOP_SECONDS": "60"}
-    async with running_cluster(tmp_path, url, shared_redis_url(), **long_cache) as cluster:
+    async with running_cluster(tmp_path, url, shared_redis_url(), environ=long_cache) as cluster:
         a, b = cluster.replicas
         session, key = await cluster.create_user("carol", "100")
         async with b.client(key) as on_b:

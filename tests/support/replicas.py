@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ async def running_replica(env: dict[str, str]) -> AsyncIterator[Replica]:
 
 @contextlib.asynccontextmanager
 async def running_cluster(
-    tmp_path: Path, database_url: str, redis_url: str, *, replicas: int = 2, **environ: str
+    tmp_path: Path, database_url: str, redis_url: str, *, replicas: int = 2, environ: Mapping[str, str] | None = None
 ) -> AsyncIterator[Cluster]:
     """`replicas` processes started one after the other (the first migrates the schema)."""
     async with running_fake_upstream(FakeConfig(key=UPSTREAM_KEY)) as upstream:
@@ -86,7 +86,7 @@ async def running_cluster(
             TOLLGATE_LIMITS_REPLICAS=str(replicas),
             TOLLGATE_ADMIN_KEY=OPERATOR_KEY,
             FAKE_UPSTREAM_KEY=UPSTREAM_KEY,
-            **environ,
+            **(environ or {}),
         )
         async with contextlib.AsyncExitStack() as stack:
             started = [await stack.enter_async_context(running_replica(env)) for _ in range(replicas)]
