@@ -8,7 +8,6 @@ import logging
 from datetime import timedelta
 
 import grpc
-import httpx
 
 from gateway.app import create_gateway_app
 from gateway.body import BodyLimits
@@ -39,7 +38,7 @@ from server.limits.redis import RedisLimiter
 from server.metrics import Metrics
 from server.providers.anthropic import AnthropicProvider
 from server.providers.base import Provider
-from server.providers.http import create_http_client
+from server.providers.http import UpstreamClient, create_http_client
 from server.providers.openai import OpenAIProvider
 from server.providers.simulated import SimulatedProvider
 from server.revocations import RedisRevocationBus
@@ -127,7 +126,7 @@ def build_domain(
     store: Store,
     config: Config,
     operator_key_sha256: str,
-    http_client: httpx.AsyncClient,
+    http_client: UpstreamClient,
     passwords: Passwords | None = None,
 ) -> Domain:
     passwords = passwords or Passwords()
@@ -182,7 +181,7 @@ def build_limiter(config: Config) -> Limiter:
     return FallbackLimiter(redis, replicas=limits.replicas, timeout=limits.redis_timeout_seconds)
 
 
-def build_channels(config: Config, http_client: httpx.AsyncClient) -> list[Channel]:
+def build_channels(config: Config, http_client: UpstreamClient) -> list[Channel]:
     """A Channel per configured upstream that can be used; one without its key is left out, and said so."""
     channels = []
     for channel in config.channels:
@@ -213,7 +212,7 @@ class Tollgate:
     """A running Tollgate: the gRPC server, the gateway in front of it, and what they share."""
 
     store: Store
-    upstream_client: httpx.AsyncClient
+    upstream_client: UpstreamClient
     grpc_server: GrpcServer
     http_server: HttpServer
     channel: grpc.aio.Channel
@@ -234,7 +233,7 @@ class Tollgate:
         if self.domain.revocations is not None:
             await self.domain.revocations.close()
         await self.channel.close()
-        await self.upstream_client.aclose()
+        await self.upstream_client.close()
         await self.store.close()
 
 
@@ -253,7 +252,7 @@ async def start(config: Config) -> Tollgate:
             on_finished=domain.metrics.rpc_finished,
         )
     except BaseException:
-        await upstream_client.aclose()
+        await upstream_client.close()
         await store.close()
         raise
     grpc_host, _ = split_host_port(config.grpc.listen)
@@ -274,7 +273,7 @@ async def start(config: Config) -> Tollgate:
         await channel.close()
         await grpc_server.stop(0)
         await domain.admission.close()
-        await upstream_client.aclose()
+        await upstream_client.close()
         await store.close()
         raise
     reaper = asyncio.create_task(run_reaper(domain.billing, config.billing.reaper_interval_seconds), name="reaper")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
-import httpx
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2
@@ -17,6 +16,7 @@ from server.auth import operator_key_sha256, sha256_hex
 from server.bootstrap import build_domain
 from server.config import Config
 from server.grpc_server import start_grpc_server
+from server.providers.http import create_http_client
 from server.storage.sqlite import SqliteStore
 from tests.support.grpc_clients import health_status, reflected_services
 from tests.support.inprocess import OPERATOR_KEY, Running
@@ -134,7 +134,7 @@ async def test_method_missing_from_the_access_table_is_refused(tmp_path: Path) -
     access = {name: roles for name, roles in ACCESS.items() if not name.endswith("/CreateSession")}
     store = await SqliteStore.open(f"sqlite:///{tmp_path}/t.db")
     await store.migrate()
-    client = httpx.AsyncClient()
+    client = create_http_client(1.0)
     domain = build_domain(store, Config(), sha256_hex(OPERATOR_KEY), client)
     server = await start_grpc_server(
         "127.0.0.1:0", domain.servicers(), domain.authenticator(sha256_hex(OPERATOR_KEY)), access
@@ -151,7 +151,7 @@ async def test_method_missing_from_the_access_table_is_refused(tmp_path: Path) -
             assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     finally:
         await server.stop(0)
-        await client.aclose()
+        await client.close()
         await store.close()
 
 

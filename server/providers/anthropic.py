@@ -8,7 +8,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 from tollgate.v1 import relay_pb2
 
 from server.config import ChannelConfig
@@ -18,7 +17,7 @@ from server.providers.anthropic_request import to_anthropic_request
 from server.providers.anthropic_response import from_anthropic_response
 from server.providers.anthropic_stream import AnthropicStreamTranslator
 from server.providers.base import ChatCall, Deadlines
-from server.providers.http import HttpUpstream
+from server.providers.http import HttpUpstream, UpstreamClient
 
 # The version Tollgate speaks upstream, whatever its clients send (PROVIDERS.md §3.1).
 ANTHROPIC_VERSION = "2023-06-01"
@@ -27,7 +26,7 @@ ANTHROPIC_VERSION = "2023-06-01"
 class AnthropicProvider:
     """A channel of type `anthropic`."""
 
-    def __init__(self, channel: ChannelConfig, client: httpx.AsyncClient) -> None:
+    def __init__(self, channel: ChannelConfig, client: UpstreamClient) -> None:
         self._name = channel.name
         self._url = f"{channel.base_url.rstrip('/')}/v1/messages"
         headers = {"x-api-key": channel.api_key, "anthropic-version": ANTHROPIC_VERSION}

@@ -9,45 +9,55 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import Any
 
-import httpx
+import aiohttp
 
 from server.errors import TollgateError, UpstreamError, UpstreamTimeoutError
 from server.providers.base import Deadlines
 
+UpstreamClient = aiohttp.ClientSession
+"""The process's one upstream HTTP client (aiohttp: its C parser costs a fraction of httpx's pure-Python stack)."""
 
-def create_http_client(connect_timeout: float) -> httpx.AsyncClient:
-    """The process's one upstream client: pooled keep-alive connections, explicit timeouts."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(connect_timeout, connect=connect_timeout),
+
+def create_http_client(connect_timeout: float) -> UpstreamClient:
+    """The process's one upstream client: pooled keep-alive connections, explicit timeouts, no redirects."""
+    connector = aiohttp.TCPConnector(
         # Each open stream holds a connection: the pool must not be what caps concurrent streams.
-        limits=httpx.Limits(max_connections=20_000, max_keepalive_connections=500, keepalive_expiry=60),
-        follow_redirects=False,  # an upstream that redirects must not take the key elsewhere
+        limit=20_000,
+        limit_per_host=0,
+        keepalive_timeout=60,
+        ttl_dns_cache=60,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=connect_timeout),
+        trust_env=False,  # upstream hosts come from configuration only, never from proxy variables
+        skip_auto_headers=("User-Agent",),
     )
 
 
-def request_timeout(connect: float, first_byte: float) -> httpx.Timeout:
-    """httpx timeouts of one upstream request: reads wait at most the first-byte time."""
-    return httpx.Timeout(first_byte, connect=connect, write=connect, pool=connect)
+def request_timeout(connect: float, first_byte: float) -> aiohttp.ClientTimeout:
+    """Timeouts of one upstream request: connecting (pool wait included), then each read at most the first-byte time."""
+    return aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect, sock_read=first_byte)
 
 
 @contextlib.contextmanager
 def transport_errors(channel: str) -> Iterator[None]:
-    """Translates httpx's errors into domain errors; the message names the channel, never its host or key."""
+    """Translates the client's errors into domain errors; the message names the channel, never its host or key."""
     try:
         yield
-    except httpx.ConnectTimeout as exc:
+    except aiohttp.ConnectionTimeoutError as exc:
         raise UpstreamError(f"channel {channel} did not accept a connection in time", retryable=True) from exc
-    except httpx.TimeoutException as exc:
+    except aiohttp.ServerTimeoutError as exc:
         raise UpstreamTimeoutError(f"channel {channel} did not answer in time") from exc
-    except httpx.ConnectError as exc:
+    except aiohttp.ClientConnectorError as exc:
         raise UpstreamError(f"channel {channel} is unreachable", retryable=True) from exc
-    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:
         raise UpstreamError(f"channel {channel} broke the connection", retryable=True) from exc
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:
         raise UpstreamError(f"channel {channel} failed", retryable=True) from exc
 
 
-def retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: aiohttp.ClientResponse) -> float | None:
     """Seconds from `retry-after-ms` or `retry-after` (seconds form only); None when absent or odd."""
     for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = response.headers.get(header)
@@ -62,19 +72,33 @@ def retry_after(response: httpx.Response) -> float | None:
     return None
 
 
-def json_body(response: httpx.Response) -> Any:
+def json_body(body: bytes) -> Any:
     """The parsed body of an upstream error or answer; None when it is not JSON."""
     try:
-        return json.loads(response.content)
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
 
 
-async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+async def body_lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
+    """The body's lines without their endings (LF, CRLF or CR), however long, as they arrive."""
+    pending = b""
+    async for chunk in response.content.iter_any():
+        pending += chunk
+        held = b"\r" if pending.endswith(b"\r") else b""  # the CR may be the first half of a CRLF
+        *lines, rest = pending[: len(pending) - len(held)].replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        pending = rest + held
+        for line in lines:
+            yield line.decode("utf-8", "replace")
+    if pending.rstrip(b"\r"):
+        yield pending.rstrip(b"\r").decode("utf-8", "replace")
+
+
+async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str]]:
     """(event name, data) pairs of a server-sent-events body; comments (keep-alives) are skipped."""
     event = ""
     data: list[str] = []
-    async for line in response.aiter_lines():
+    async for line in body_lines(response):
         if not line:
             if data:
                 yield event, "\n".join(data)
@@ -120,7 +144,7 @@ ErrorMapper = Callable[[int, Any, "float | None"], TollgateError]
 
 async def _drain(events: AsyncIterator[tuple[str, str]], seconds: float = 1.0) -> None:
     """Reads what follows the last event, so the pool keeps the connection; gives up quietly."""
-    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+    with contextlib.suppress(TimeoutError, aiohttp.ClientError):
         async with asyncio.timeout(seconds):
             async for _ in events:
                 pass
@@ -129,7 +153,7 @@ async def _drain(events: AsyncIterator[tuple[str, str]], seconds: float = 1.0) -
 class HttpUpstream:
     """One channel's HTTP calls: JSON answers and event streams, with its headers, timeouts and errors."""
 
-    def __init__(self, name: str, client: httpx.AsyncClient, headers: dict[str, str], error_from: ErrorMapper) -> None:
+    def __init__(self, name: str, client: UpstreamClient, headers: dict[str, str], error_from: ErrorMapper) -> None:
         self.name = name
         self._client = client
         self._headers = headers
@@ -138,15 +162,19 @@ class HttpUpstream:
     async def post_json(self, url: str, body: dict[str, Any], deadlines: Deadlines, request_id: str) -> dict[str, Any]:
         """The JSON object an upstream answers, within the unary deadline."""
         with transport_errors(self.name):
-            async with asyncio.timeout(deadlines.total):
-                response = await self._client.post(
+            async with (
+                asyncio.timeout(deadlines.total),
+                self._client.post(
                     url,
-                    json=body,
+                    data=json.dumps(body).encode(),
                     headers=self._headers_for(request_id),
                     timeout=request_timeout(deadlines.connect, deadlines.first_byte),
-                )
-        await self._raise_for_status(response)
-        answer = json_body(response)
+                    allow_redirects=False,  # an upstream that redirects must not take the key elsewhere
+                ) as response,
+            ):
+                content = await response.read()
+        self._raise_for_status(response, content)
+        answer = json_body(content)
         if not isinstance(answer, dict):
             raise UpstreamError(f"channel {self.name} sent a malformed answer", retryable=True)
         return answer
@@ -165,17 +193,18 @@ class HttpUpstream:
         can be reused. Raises UpstreamError when the upstream closes the stream before that event.
         """
         with transport_errors(self.name):
-            request = self._client.build_request(
-                "POST",
-                url,
-                json=body,
-                headers=self._headers_for(request_id),
-                timeout=request_timeout(deadlines.connect, deadlines.first_byte),
-            )
             async with asyncio.timeout(deadlines.first_byte + deadlines.connect):
-                response = await self._client.send(request, stream=True)
+                response = await self._client.post(
+                    url,
+                    data=json.dumps(body).encode(),
+                    headers=self._headers_for(request_id),
+                    timeout=request_timeout(deadlines.connect, deadlines.first_byte),
+                    allow_redirects=False,
+                )
             try:
-                await self._raise_for_status(response)
+                if response.status >= 400:
+                    async with asyncio.timeout(deadlines.first_byte):
+                        self._raise_for_status(response, await response.read())
                 events = sse_events(response)
                 pacer = StreamPacer(deadlines)
                 while True:
@@ -192,14 +221,16 @@ class HttpUpstream:
                         await _drain(events)
                         return
             finally:
-                await response.aclose()
+                response.release()  # back to the pool when read to the end, else closed
 
     def _headers_for(self, request_id: str) -> dict[str, str]:
-        """The channel's auth headers, and Tollgate's request id so both sides can find one call."""
-        return {**self._headers, "x-request-id": request_id} if request_id else self._headers
+        """The channel's auth headers, JSON, and Tollgate's request id so both sides can find one call."""
+        headers = {**self._headers, "content-type": "application/json"}
+        if request_id:
+            headers["x-request-id"] = request_id
+        return headers
 
-    async def _raise_for_status(self, response: httpx.Response) -> None:
-        if response.status_code < 400:
+    def _raise_for_status(self, response: aiohttp.ClientResponse, content: bytes) -> None:
+        if response.status < 400:
             return
-        await response.aread()
-        raise self._error_from(response.status_code, json_body(response), retry_after(response))
+        raise self._error_from(response.status, json_body(content), retry_after(response))

@@ -7,14 +7,13 @@ import functools
 import json
 from collections.abc import AsyncIterator
 
-import httpx
 from tollgate.v1 import relay_pb2
 
 from gateway.openai import wire
 from server.config import ChannelConfig
 from server.errors import InvalidArgumentError, UpstreamError
 from server.providers.base import ChatCall, Deadlines
-from server.providers.http import HttpUpstream
+from server.providers.http import HttpUpstream, UpstreamClient
 from server.providers.openai_errors import error_from_openai
 
 # DeepSeek ends a generation it could not finish for lack of capacity with this finish reason.
@@ -24,7 +23,7 @@ _CAPACITY_FINISH = "insufficient_system_resource"
 class OpenAIProvider:
     """A channel of type `openai`."""
 
-    def __init__(self, channel: ChannelConfig, client: httpx.AsyncClient) -> None:
+    def __init__(self, channel: ChannelConfig, client: UpstreamClient) -> None:
         self._name = channel.name
         base = channel.base_url.rstrip("/")
         self._chat_url = f"{base}/v1/chat/completions"
