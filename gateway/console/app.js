@@ -1,0 +1,77 @@
+// The console's shell: login, navigation between pages (#/name), logout.
+import { call, saveSession, session } from "/console/api.js";
+import { el, errorBox } from "/console/format.js";
+import { homePage } from "/console/home.js";
+import { logsPage } from "/console/logs.js";
+import { operatorPage } from "/console/operator.js";
+import { pricingPage } from "/console/pricing.js";
+import { tokensPage } from "/console/tokens.js";
+
+const PAGES = { home: homePage, tokens: tokensPage, logs: logsPage, pricing: pricingPage, operator: operatorPage };
+const main = document.getElementById("main");
+
+function loginPage() {
+  const name = el("input", { name: "name", autocomplete: "username", required: true });
+  const password = el("input", { name: "password", type: "password", autocomplete: "current-password", required: true });
+  const status = el("div");
+  const form = el(
+    "form",
+    { class: "panel", id: "login" },
+    el("h1", {}, "Log in to Tollgate"),
+    el("label", {}, "Name", name),
+    el("label", {}, "Password", password),
+    el("button", { type: "submit" }, "Log in"),
+    el("p", { class: "note" }, "The operator logs in with the name “operator” and the operator key as password."),
+    status,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    status.replaceChildren(el("p", { class: "note" }, "Logging in…"));
+    try {
+      const reply = await call("POST", "/api/v1/sessions", { body: { name: name.value, password: password.value } });
+      saveSession({ token: reply.session_token, name: name.value, operator: name.value === "operator" });
+      location.hash = name.value === "operator" ? "#/operator" : "#/home";
+      render();
+    } catch (error) {
+      status.replaceChildren(errorBox(error));
+    }
+  });
+  return form;
+}
+
+async function logout() {
+  try {
+    await call("DELETE", "/api/v1/sessions/current");
+  } catch {
+    // the session may already be gone; forget it either way
+  }
+  saveSession(null);
+  location.hash = "";
+  render();
+}
+
+async function render() {
+  const current = session();
+  const nav = document.getElementById("nav");
+  nav.hidden = !current;
+  if (!current) {
+    main.replaceChildren(loginPage());
+    return;
+  }
+  document.getElementById("nav-operator").hidden = !current.operator;
+  const fallback = current.operator ? "operator" : "home";
+  const name = location.hash.replace(/^#\//, "") || fallback;
+  const page = PAGES[name] || PAGES[fallback];
+  for (const link of nav.querySelectorAll("a")) link.classList.toggle("current", link.hash === `#/${name}`);
+  main.replaceChildren(el("p", { class: "note" }, "Loading…"));
+  try {
+    main.replaceChildren(await page());
+  } catch (error) {
+    if (!session()) main.replaceChildren(loginPage(), errorBox(error));
+    else main.replaceChildren(errorBox(error), el("p", { class: "note" }, "Reload the page to try again."));
+  }
+}
+
+document.getElementById("logout").addEventListener("click", logout);
+window.addEventListener("hashchange", render);
+render();
