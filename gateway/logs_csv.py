@@ -100,10 +100,13 @@ class LogsExport:
     google.rpc.Status error; a failure on a later page ends the download early (it shows as truncated).
     """
 
-    def __init__(self, channel: grpc.aio.Channel, *, request_timeout: float) -> None:
+    def __init__(
+        self, channel: grpc.aio.Channel, *, request_timeout: float, page_size: int = EXPORT_PAGE_SIZE
+    ) -> None:
         self._list = billing_pb2_grpc.BillingServiceStub(channel).ListUsageLogs
         self._route = _list_logs_route()
         self._timeout = request_timeout
+        self._page_size = page_size
 
     async def serve(self, request: Request) -> Response:
         client_host = request.client.host if request.client else None
@@ -114,7 +117,7 @@ class LogsExport:
         except (MetadataError, CodecError) as exc:
             return status_response(make_status(grpc.StatusCode.INVALID_ARGUMENT, str(exc)))
         assert isinstance(filters, billing_pb2.ListUsageLogsRequest)
-        filters.page_size, filters.page_token = EXPORT_PAGE_SIZE, ""
+        filters.page_size, filters.page_token = self._page_size, ""
         headers = {REQUEST_ID_HEADER: options.request_id}
         try:
             first = await self._page(filters, options)
