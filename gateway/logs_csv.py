@@ -100,9 +100,7 @@ class LogsExport:
     google.rpc.Status error; a failure on a later page ends the download early (it shows as truncated).
     """
 
-    def __init__(
-        self, channel: grpc.aio.Channel, *, request_timeout: float, page_size: int = EXPORT_PAGE_SIZE
-    ) -> None:
+    def __init__(self, channel: grpc.aio.Channel, *, request_timeout: float, page_size: int = EXPORT_PAGE_SIZE) -> None:
         self._list = billing_pb2_grpc.BillingServiceStub(channel).ListUsageLogs
         self._route = _list_logs_route()
         self._timeout = request_timeout

@@ -9,6 +9,11 @@ import { tokensPage } from "/console/tokens.js";
 
 const PAGES = { home: homePage, tokens: tokensPage, logs: logsPage, pricing: pricingPage, operator: operatorPage };
 const main = document.getElementById("main");
+let shown = 0; // the latest navigation: a slower, older page must not replace a newer one
+
+function show(generation, ...nodes) {
+  if (generation === shown) main.replaceChildren(...nodes);
+}
 
 function loginPage() {
   const name = el("input", { name: "name", autocomplete: "username", required: true });
@@ -30,7 +35,8 @@ function loginPage() {
     try {
       const reply = await call("POST", "/api/v1/sessions", { body: { name: name.value, password: password.value } });
       saveSession({ token: reply.session_token, name: name.value, operator: name.value === "operator" });
-      location.hash = name.value === "operator" ? "#/operator" : "#/home";
+      // replaceState changes the address at once and fires no hashchange: exactly one render follows.
+      history.replaceState(null, "", name.value === "operator" ? "#/operator" : "#/home");
       render();
     } catch (error) {
       status.replaceChildren(errorBox(error));
@@ -46,7 +52,7 @@ async function logout() {
     // the session may already be gone; forget it either way
   }
   saveSession(null);
-  location.hash = "";
+  history.replaceState(null, "", "/");
   render();
 }
 
@@ -55,6 +61,7 @@ async function render() {
   const nav = document.getElementById("nav");
   nav.hidden = !current;
   if (!current) {
+    shown += 1;
     main.replaceChildren(loginPage());
     return;
   }
@@ -63,12 +70,13 @@ async function render() {
   const name = location.hash.replace(/^#\//, "") || fallback;
   const page = PAGES[name] || PAGES[fallback];
   for (const link of nav.querySelectorAll("a")) link.classList.toggle("current", link.hash === `#/${name}`);
-  main.replaceChildren(el("p", { class: "note" }, "Loading…"));
+  const generation = ++shown;
+  show(generation, el("p", { class: "note" }, "Loading…"));
   try {
-    main.replaceChildren(await page());
+    show(generation, await page());
   } catch (error) {
-    if (!session()) main.replaceChildren(loginPage(), errorBox(error));
-    else main.replaceChildren(errorBox(error), el("p", { class: "note" }, "Reload the page to try again."));
+    if (!session()) show(generation, loginPage(), errorBox(error));
+    else show(generation, errorBox(error), el("p", { class: "note" }, "Reload the page to try again."));
   }
 }
 

@@ -26,8 +26,10 @@ export function spendChart(buckets, days) {
   const svg = shape("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, width: WIDTH, height: HEIGHT, role: "img" });
   svg.append(shape("title", {}, "Spend per day by model"));
   svg.append(shape("line", { class: "axis", x1: PAD.left, y1: PAD.top + plotHeight, x2: WIDTH - PAD.right, y2: PAD.top + plotHeight }));
-  svg.append(shape("text", { class: "tick", x: PAD.left - 4, y: PAD.top + 8, "text-anchor": "end" }, usd(top)));
-  svg.append(shape("text", { class: "tick", x: PAD.left - 4, y: PAD.top + plotHeight, "text-anchor": "end" }, "$0"));
+  if (models.length) {
+    svg.append(shape("text", { class: "tick", x: PAD.left - 4, y: PAD.top + 8, "text-anchor": "end" }, usd(top)));
+    svg.append(shape("text", { class: "tick", x: PAD.left - 4, y: PAD.top + plotHeight, "text-anchor": "end" }, "$0"));
+  }
   days.forEach((day, index) => {
     let y = PAD.top + plotHeight;
     const x = PAD.left + index * step + step * 0.15;

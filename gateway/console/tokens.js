@@ -9,7 +9,7 @@ function localInput(iso) {
 }
 
 // The form's fields as a Token message; the same form creates and edits.
-function tokenForm(token, submitLabel, onSubmit) {
+function tokenForm(token, submitLabel, onSubmit, id = null) {
   const fields = {
     name: el("input", { name: "name", required: true, value: token.name ?? "" }),
     cap: el("input", { name: "spend_cap_usd", inputmode: "decimal", value: token.spend_cap_usd || "0" }),
@@ -21,7 +21,7 @@ function tokenForm(token, submitLabel, onSubmit) {
   const status = el("div");
   const form = el(
     "form",
-    { class: "panel" },
+    { class: "panel", id },
     el("label", {}, "Name", fields.name),
     el("label", {}, "Spend cap, USD (0 = unlimited)", fields.cap),
     el("label", {}, "Expires (your time; empty = never)", fields.expiry),
@@ -133,7 +133,7 @@ export async function tokensPage() {
     status.replaceChildren();
     shown.replaceChildren(keyOnce(reply));
     await refresh();
-  });
+  }, "create-token");
   await refresh();
   return el("div", {}, el("h1", {}, "Tokens"), el("h2", {}, "New token"), create, shown, el("h2", {}, "Your tokens"), list);
 }

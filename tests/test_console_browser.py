@@ -1,0 +1,149 @@
+"""The console in headless chromium: a user's whole story, an XSS payload, and the operator's page."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import openai
+import pytest
+from playwright.async_api import Dialog, Page, expect
+
+from server.domain.money import format_usd
+from tests.support.browser import browser_page, screenshot
+from tests.support.inprocess import OPERATOR_KEY, PASSWORD
+from tests.support.relay_env import RelayEnv, relay_env
+
+STARTING_BALANCE = 100_000_000  # relay_env credits 100 USD
+XSS_NAME = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+
+
+def usd(micros: int) -> str:
+    return f"${format_usd(micros)}"
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[RelayEnv]:
+    async with relay_env(tmp_path) as started:
+        yield started
+
+
+async def _log_in(page: Page, name: str, password: str) -> None:
+    await page.goto("/")
+    await page.get_by_label("Name").fill(name)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_role("button", name="Log out")).to_be_visible()
+
+
+async def _chat(base_url: str, key: str) -> None:
+    async with openai.AsyncOpenAI(api_key=key, base_url=f"{base_url}/v1", max_retries=0) as client:
+        await client.chat.completions.create(model="deepseek-chat", messages=[{"role": "user", "content": "hello"}])
+
+
+async def test_a_user_creates_a_token_calls_with_it_audits_and_deletes_it(env: RelayEnv) -> None:
+    base_url = env.running.base_url
+    async with browser_page(base_url) as page:
+        await _log_in(page, "user", PASSWORD)
+        await expect(page.locator("#balance")).to_have_text(usd(STARTING_BALANCE))
+        await expect(page.locator("#available")).to_have_text(usd(STARTING_BALANCE))
+
+        await page.get_by_role("link", name="Tokens").click()
+        create = page.locator("#create-token")
+        await create.get_by_label("Name").fill("browser-app")
+        await create.get_by_label("Spend cap, USD (0 = unlimited)").fill("1")
+        await create.get_by_role("button", name="Create token").click()
+        await expect(page.locator("#new-key")).to_contain_text("you will not see it again")
+        key = await page.locator("#key-value").inner_text()
+        await page.get_by_role("button", name="Copy key").click()
+        await expect(page.locator("#new-key")).to_contain_text("Copied.")
+        assert await page.evaluate("navigator.clipboard.readText()") == key and key.startswith("sk-")
+        await screenshot(page, "tokens-created")
+
+        await _chat(base_url, key)
+        bill = env.upstream.bill[-1].tokens
+        cost = math.ceil(bill.input * Decimal("0.27") + bill.output * Decimal("1.10"))
+
+        await page.get_by_role("link", name="Logs").click()
+        row = page.locator("#log-results tbody tr", has_text="browser-app")
+        await expect(row).to_contain_text(usd(cost))
+        await expect(row).to_contain_text("deepseek-chat")
+        await expect(row.locator("td").nth(4)).to_have_text(f"{bill.input:,}")
+        await expect(row.locator("td").nth(6)).to_have_text(f"{bill.output:,}")
+        await expect(row.locator("td").nth(10)).to_have_text("ok")
+        await screenshot(page, "logs")
+        async with page.expect_download() as download_info:
+            await page.get_by_role("button", name="Export CSV").click()
+        exported = Path(await (await download_info.value).path())
+        (csv_row,) = list(csv.DictReader(exported.read_text().splitlines()))
+        assert (csv_row["token_name"], int(csv_row["cost_micros"])) == ("browser-app", cost)
+
+        await page.get_by_role("link", name="Home").click()
+        await expect(page.locator("#balance")).to_have_text(usd(STARTING_BALANCE - cost))
+        await expect(page.locator("#spent-today")).to_have_text(usd(cost))
+        await expect(page.locator(".chart svg rect")).to_have_count(1)
+        await expect(page.locator("main table")).to_contain_text("browser-app")
+        await screenshot(page, "home")
+
+        await page.get_by_role("link", name="Models & pricing").click()
+        await expect(page.locator("main table")).to_contain_text("deepseek-chat")
+        await screenshot(page, "pricing")
+
+        await page.get_by_role("link", name="Tokens").click()
+        token_row = page.locator("#token-list tbody tr", has_text="browser-app")
+        await expect(token_row).to_contain_text(usd(1_000_000 - cost))  # remaining cap
+        await token_row.get_by_role("button", name="Edit").click()
+        await token_row.get_by_label("Spend cap, USD (0 = unlimited)").fill("5")
+        await token_row.get_by_role("button", name="Save").click()
+        await expect(token_row).to_contain_text(usd(5_000_000 - cost))
+        await screenshot(page, "tokens")
+
+        asked: list[str] = []
+
+        async def accept(dialog: Dialog) -> None:
+            asked.append(dialog.message)
+            await dialog.accept()
+
+        page.on("dialog", accept)
+        await token_row.get_by_role("button", name="Delete").click()
+        await expect(page.locator("#token-list")).not_to_contain_text("browser-app")
+        assert len(asked) == 1 and "browser-app" in asked[0]
+    with pytest.raises(openai.AuthenticationError):
+        await _chat(base_url, key)
+    balance = (await env.running.http.get("/api/v1/account", headers=env.session)).json()
+    assert balance["balance_micros"] == STARTING_BALANCE - cost
+
+
+async def test_a_hostile_token_name_is_shown_as_text_and_runs_nothing(env: RelayEnv) -> None:
+    await env.running.create_token(env.session, name=XSS_NAME)
+    async with browser_page(env.running.base_url) as page:
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+        await _log_in(page, "user", PASSWORD)
+        await page.get_by_role("link", name="Tokens").click()
+        await expect(page.locator("#token-list")).to_contain_text(XSS_NAME)
+        assert await page.locator("#token-list img, #token-list script").count() == 0
+        await page.get_by_role("link", name="Logs").click()
+        await expect(page.locator("#log-filters select")).to_contain_text(XSS_NAME)
+        await screenshot(page, "xss-as-text")
+    assert dialogs == []
+
+
+async def test_the_operator_credits_and_disables_an_account(env: RelayEnv) -> None:
+    async with browser_page(env.running.base_url) as page:
+        await _log_in(page, "operator", OPERATOR_KEY)
+        row = page.locator("#account-list tbody tr", has_text="user")
+        await expect(row).to_contain_text(usd(STARTING_BALANCE))
+        for credited in (1, 2):
+            await row.locator("input[name=amount_usd]").fill("2.5")
+            await row.locator("input[name=reason]").fill("goodwill")
+            await row.get_by_role("button", name="Credit").click()
+            await expect(row).to_contain_text(usd(STARTING_BALANCE + credited * 2_500_000))
+        await screenshot(page, "operator")
+        page.on("dialog", lambda dialog: dialog.accept())
+        await row.get_by_role("button", name="Disable").click()
+        await expect(row).to_contain_text("disabled")
+    assert (await env.running.http.get("/api/v1/account", headers=env.session)).status_code == 401
