@@ -52,7 +52,7 @@ def create_gateway_app(
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
     ]
-    openai_routes += [
+    console_routes = [
         Route("/api/v1/logs:export", LogsExport(channel, request_timeout=request_timeout).serve, methods=["GET"]),
         *Console().routes(),
     ]
@@ -63,6 +63,6 @@ def create_gateway_app(
         tollgate_services(),
         default_timeout=request_timeout,
         error_responder=error_response,
-        routes=openai_routes,
+        routes=[*openai_routes, *console_routes],
         body_limits=body_limits,
     )

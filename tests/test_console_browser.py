@@ -101,6 +101,11 @@ async def test_a_user_creates_a_token_calls_with_it_audits_and_deletes_it(env: R
         await expect(token_row).to_contain_text(usd(5_000_000 - cost))
         await screenshot(page, "tokens")
 
+        await token_row.get_by_role("button", name="Disable").click()
+        await expect(token_row).to_contain_text("disabled")
+        with pytest.raises(openai.AuthenticationError):
+            await _chat(base_url, key)
+
         asked: list[str] = []
 
         async def accept(dialog: Dialog) -> None:
@@ -128,13 +133,20 @@ async def test_a_hostile_token_name_is_shown_as_text_and_runs_nothing(env: Relay
         assert await page.locator("#token-list img, #token-list script").count() == 0
         await page.get_by_role("link", name="Logs").click()
         await expect(page.locator("#log-filters select")).to_contain_text(XSS_NAME)
+        await expect(page.locator("#log-results")).to_contain_text("No calls match")
         await screenshot(page, "xss-as-text")
     assert dialogs == []
 
 
 async def test_the_operator_credits_and_disables_an_account(env: RelayEnv) -> None:
     async with browser_page(env.running.base_url) as page:
+        await page.goto("/")
+        await page.get_by_label("Name").fill("operator")
+        await page.get_by_label("Password").fill("not the operator key")
+        await page.get_by_role("button", name="Log in").click()
+        await expect(page.get_by_role("alert")).to_be_visible()
         await _log_in(page, "operator", OPERATOR_KEY)
+        await expect(page.get_by_role("link", name="Tokens")).to_be_hidden()
         row = page.locator("#account-list tbody tr", has_text="user")
         await expect(row).to_contain_text(usd(STARTING_BALANCE))
         for credited in (1, 2):
@@ -146,4 +158,10 @@ async def test_the_operator_credits_and_disables_an_account(env: RelayEnv) -> No
         page.on("dialog", lambda dialog: dialog.accept())
         await row.get_by_role("button", name="Disable").click()
         await expect(row).to_contain_text("disabled")
+        saved = await page.evaluate("JSON.parse(sessionStorage.getItem('tollgate.session')).token")
+        await page.get_by_role("button", name="Log out").click()
+        await expect(page.get_by_role("button", name="Log in")).to_be_visible()
+        assert await page.evaluate("sessionStorage.length") == 0
+    operator_session = {"authorization": f"Bearer {saved}"}
+    assert (await env.running.http.get("/api/v1/accounts", headers=operator_session)).status_code == 401
     assert (await env.running.http.get("/api/v1/account", headers=env.session)).status_code == 401

@@ -65,10 +65,13 @@ async function render() {
     main.replaceChildren(loginPage());
     return;
   }
+  // The operator's session manages accounts; the account pages need an account's session.
   document.getElementById("nav-operator").hidden = !current.operator;
-  const fallback = current.operator ? "operator" : "home";
-  const name = location.hash.replace(/^#\//, "") || fallback;
-  const page = PAGES[name] || PAGES[fallback];
+  for (const link of nav.querySelectorAll(".account-page")) link.hidden = current.operator;
+  const allowed = current.operator ? ["operator"] : ["home", "tokens", "logs", "pricing"];
+  const asked = location.hash.replace(/^#\//, "");
+  const name = allowed.includes(asked) ? asked : allowed[0];
+  const page = PAGES[name];
   for (const link of nav.querySelectorAll("a")) link.classList.toggle("current", link.hash === `#/${name}`);
   const generation = ++shown;
   show(generation, el("p", { class: "note" }, "Loading…"));
