@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import AsyncIterator
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import openai
 import pytest
@@ -145,6 +147,7 @@ async def test_the_operator_credits_and_disables_an_account(env: RelayEnv) -> No
         await page.get_by_label("Password").fill("not the operator key")
         await page.get_by_role("button", name="Log in").click()
         await expect(page.get_by_role("alert")).to_be_visible()
+        await screenshot(page, "login-refused")
         await _log_in(page, "operator", OPERATOR_KEY)
         await expect(page.get_by_role("link", name="Tokens")).to_be_hidden()
         row = page.locator("#account-list tbody tr", has_text="user")
@@ -165,3 +168,51 @@ async def test_the_operator_credits_and_disables_an_account(env: RelayEnv) -> No
     operator_session = {"authorization": f"Bearer {saved}"}
     assert (await env.running.http.get("/api/v1/accounts", headers=operator_session)).status_code == 401
     assert (await env.running.http.get("/api/v1/account", headers=env.session)).status_code == 401
+
+
+def _tokyo(iso: str) -> str:
+    """What the browser (en-US, Asia/Tokyo) shows for a UTC timestamp."""
+    local = datetime.fromisoformat(iso).astimezone(ZoneInfo("Asia/Tokyo"))
+    clock = f"{local.hour % 12 or 12}:{local.minute:02d}:{local.second:02d} {'AM' if local.hour < 12 else 'PM'}"
+    return f"{local.month}/{local.day}/{local.year}, {clock}"
+
+
+async def test_logs_page_through_filter_and_show_local_times(env: RelayEnv) -> None:
+    base_url = env.running.base_url
+    _, second_key = await env.running.create_token(env.session, name="second")
+    for _ in range(26):
+        await _chat(base_url, env.key)
+    async with openai.AsyncOpenAI(api_key=second_key, base_url=f"{base_url}/v1", max_retries=0) as client:
+        await client.chat.completions.create(model="claude-haiku-4-5", messages=[{"role": "user", "content": "hi"}])
+    newest = (await env.running.http.get("/api/v1/logs?page_size=1", headers=env.session)).json()["logs"][0]
+    async with browser_page(base_url) as page:
+        await _log_in(page, "user", PASSWORD)
+        await page.get_by_role("link", name="Logs").click()
+        rows = page.locator("#log-results tbody tr")
+        await expect(rows).to_have_count(27)
+        first_cell = (await rows.first.locator("td").first.inner_text()).replace("\u202f", " ")
+        assert first_cell == _tokyo(newest["create_time"])
+        await page.get_by_label("Rows per page").select_option("25")
+        await page.get_by_role("button", name="Apply filters").click()
+        await expect(rows).to_have_count(25)
+        await page.get_by_role("button", name="Older →").click()
+        await expect(rows).to_have_count(2)
+        await expect(page.get_by_role("button", name="Older →")).to_be_disabled()
+        await page.get_by_role("button", name="← Newest").click()
+        await expect(rows).to_have_count(25)
+        await page.get_by_label("Model").fill("claude-haiku-4-5")
+        await page.get_by_role("button", name="Apply filters").click()
+        await expect(rows).to_have_count(1)
+        await expect(rows).to_contain_text("second")
+        await page.get_by_label("Model").fill("")
+        await page.get_by_label("Token").select_option(label="second")
+        await page.get_by_role("button", name="Apply filters").click()
+        await expect(rows).to_have_count(1)
+        await page.get_by_label("Token").select_option(label="all tokens")
+        await page.get_by_label("From").fill("2999-01-01T00:00")
+        await page.get_by_role("button", name="Apply filters").click()
+        await expect(page.locator("#log-results")).to_contain_text("No calls match")
+        await page.get_by_label("From").fill("")
+        await page.get_by_label("Status").fill("rate_limit_exceeded")
+        await page.get_by_role("button", name="Apply filters").click()
+        await expect(page.locator("#log-results")).to_contain_text("No calls match")

@@ -2,7 +2,7 @@
 import { call, get, query } from "/console/api.js";
 import { count, el, errorBox, table, usd, when } from "/console/format.js";
 
-const PAGE_SIZE = 50;
+const PAGE_SIZES = ["25", "50", "100", "500"];
 
 const COLUMNS = [
   ["Time", (r) => when(r.create_time)],
@@ -30,6 +30,7 @@ export async function logsPage() {
     status: el("input", { name: "status", placeholder: "ok, rate_limit_exceeded, …" }),
     start: el("input", { name: "start_time", type: "datetime-local" }),
     end: el("input", { name: "end_time", type: "datetime-local" }),
+    size: el("select", { name: "page_size" }, PAGE_SIZES.map((size) => el("option", { value: size, selected: size === "50" }, size))),
   };
   const results = el("div", { id: "log-results" });
   const pager = el("div");
@@ -47,7 +48,7 @@ export async function logsPage() {
   async function show() {
     results.replaceChildren(el("p", { class: "note" }, "Loading…"));
     try {
-      const reply = await get(`/api/v1/logs${query({ ...params(), page_size: PAGE_SIZE, page_token: pages.at(-1) })}`);
+      const reply = await get(`/api/v1/logs${query({ ...params(), page_size: filter.size.value, page_token: pages.at(-1) })}`);
       results.replaceChildren(table(COLUMNS, reply.logs, "No calls match: widen the filters, or make a call with one of your tokens."));
       const older = el("button", { type: "button", disabled: !reply.next_page_token }, "Older →");
       const first = el("button", { type: "button", disabled: pages.length === 1 }, "← Newest");
@@ -83,6 +84,7 @@ export async function logsPage() {
     el("label", {}, "Status", filter.status),
     el("label", {}, "From", filter.start),
     el("label", {}, "To", filter.end),
+    el("label", {}, "Rows per page", filter.size),
     el("button", { type: "submit" }, "Apply filters"),
     " ",
     el("button", { type: "button", id: "export-csv", onclick: exportCsv }, "Export CSV"),

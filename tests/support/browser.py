@@ -31,7 +31,11 @@ async def browser_page(base_url: str, *, timezone: str = "Asia/Tokyo") -> AsyncI
         browser = await driver.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
             context = await browser.new_context(
-                base_url=base_url, accept_downloads=True, timezone_id=timezone, viewport={"width": 1400, "height": 900}
+                base_url=base_url,
+                accept_downloads=True,
+                timezone_id=timezone,
+                locale="en-US",
+                viewport={"width": 1400, "height": 900},
             )
             await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
             page = await context.new_page()
