@@ -134,7 +134,7 @@ async def test_a_hostile_token_name_is_shown_as_text_and_runs_nothing(env: Relay
         await expect(page.locator("#token-list")).to_contain_text(XSS_NAME)
         assert await page.locator("#token-list img, #token-list script").count() == 0
         await page.get_by_role("link", name="Logs").click()
-        await expect(page.locator("#log-filters select")).to_contain_text(XSS_NAME)
+        await expect(page.get_by_label("Token")).to_contain_text(XSS_NAME)
         await expect(page.locator("#log-results")).to_contain_text("No calls match")
         await screenshot(page, "xss-as-text")
     assert dialogs == []
