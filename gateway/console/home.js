@@ -5,9 +5,10 @@ import { card, count, el, table, usd } from "/console/format.js";
 
 const DAYS = 30;
 
-function startOfToday() {
+// Usage totals are pre-aggregated per UTC day, so "today" and "this month" are UTC periods: exact, not estimated.
+function utcStart(dayOfMonth) {
   const now = new Date();
-  return new Date(now.getFullYear(), now.getMonth(), now.getDate());
+  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), dayOfMonth ?? now.getUTCDate()));
 }
 
 function utcDays(count) {
@@ -25,8 +26,8 @@ async function spendSince(start) {
 }
 
 export async function homePage() {
-  const today = startOfToday();
-  const month = new Date(today.getFullYear(), today.getMonth(), 1);
+  const today = utcStart();
+  const month = utcStart(1);
   const days = utcDays(DAYS);
   const [account, spentToday, spentMonth, daily, byToken, tokens] = await Promise.all([
     get("/api/v1/account"),
@@ -48,8 +49,8 @@ export async function homePage() {
       card("Balance", usd(account.balance_micros), "balance"),
       card("Held by running calls", usd(account.held_micros), "held"),
       card("Available", usd(account.available_micros), "available"),
-      card("Spent today", usd(spentToday), "spent-today"),
-      card("Spent this month", usd(spentMonth), "spent-month"),
+      card("Spent today (UTC)", usd(spentToday), "spent-today"),
+      card("Spent this month (UTC)", usd(spentMonth), "spent-month"),
     ),
     el("h2", {}, `Spend per day (UTC), last ${DAYS} days`),
     spendChart(daily.buckets, days),
