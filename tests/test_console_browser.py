@@ -49,6 +49,8 @@ async def _chat(base_url: str, key: str) -> None:
 async def test_a_user_creates_a_token_calls_with_it_audits_and_deletes_it(env: RelayEnv) -> None:
     base_url = env.running.base_url
     async with browser_page(base_url) as page:
+        console_errors: list[str] = []
+        page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
         await _log_in(page, "user", PASSWORD)
         await expect(page.locator("#balance")).to_have_text(usd(STARTING_BALANCE))
         await expect(page.locator("#available")).to_have_text(usd(STARTING_BALANCE))
@@ -63,6 +65,8 @@ async def test_a_user_creates_a_token_calls_with_it_audits_and_deletes_it(env: R
         await page.get_by_role("button", name="Copy key").click()
         await expect(page.locator("#new-key")).to_contain_text("Copied.")
         assert await page.evaluate("navigator.clipboard.readText()") == key and key.startswith("sk-")
+        stored = await page.evaluate("JSON.stringify([{...localStorage}, {...sessionStorage}, document.cookie])")
+        assert key not in stored and '[{},{"tollgate.session"' in stored and stored.endswith(',""]')
         await screenshot(page, "tokens-created")
 
         await _chat(base_url, key)
@@ -118,6 +122,7 @@ async def test_a_user_creates_a_token_calls_with_it_audits_and_deletes_it(env: R
         await token_row.get_by_role("button", name="Delete").click()
         await expect(page.locator("#token-list")).not_to_contain_text("browser-app")
         assert len(asked) == 1 and "browser-app" in asked[0]
+        assert console_errors == []  # nothing refused by the CSP, no script error
     with pytest.raises(openai.AuthenticationError):
         await _chat(base_url, key)
     balance = (await env.running.http.get("/api/v1/account", headers=env.session)).json()
