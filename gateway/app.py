@@ -11,6 +11,8 @@ from starlette.routing import Route
 from tollgate.v1 import account_pb2, billing_pb2, relay_pb2, token_pb2
 
 from gateway.body import DEFAULT_BODY_LIMITS, BodyLimits
+from gateway.console import Console
+from gateway.logs_csv import LogsExport
 from gateway.metrics import MetricsEndpoint
 from gateway.openai.errors import openai_error_response
 from gateway.openai.routes import OpenAIRoutes
@@ -50,6 +52,10 @@ def create_gateway_app(
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
     ]
+    console_routes = [
+        Route("/api/v1/logs:export", LogsExport(channel, request_timeout=request_timeout).serve, methods=["GET"]),
+        *Console().routes(),
+    ]
     if metrics is not None:
         openai_routes.append(Route("/metrics", metrics.serve, methods=["GET"]))
     return create_transcoder_app(
@@ -57,6 +63,6 @@ def create_gateway_app(
         tollgate_services(),
         default_timeout=request_timeout,
         error_responder=error_response,
-        routes=openai_routes,
+        routes=[*openai_routes, *console_routes],
         body_limits=body_limits,
     )

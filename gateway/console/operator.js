@@ -1,0 +1,64 @@
+// Operator: accounts, credit a balance (one Idempotency-Key per form submission), disable an account.
+import { call, get } from "/console/api.js";
+import { el, errorBox, table, usd, when } from "/console/format.js";
+
+function creditForm(account, refresh) {
+  const amount = el("input", { name: "amount_usd", inputmode: "decimal", placeholder: "25.00", required: true, size: "8" });
+  const reason = el("input", { name: "reason", placeholder: "reason", size: "12" });
+  const status = el("span");
+  const form = el("form", { class: "credit" }, amount, " ", reason, " ", el("button", { type: "submit" }, "Credit"), status);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    // A new key per submission: a retried request credits once, a second submission credits again.
+    const key = crypto.randomUUID();
+    try {
+      await call("POST", `/api/v1/accounts/${encodeURIComponent(account.id)}:credit`, {
+        body: { amount_usd: amount.value.trim(), reason: reason.value },
+        headers: { "idempotency-key": key },
+      });
+      await refresh();
+    } catch (error) {
+      status.replaceChildren(errorBox(error));
+    }
+  });
+  return form;
+}
+
+function disableButton(account, refresh) {
+  const button = el("button", { type: "button", disabled: account.disabled }, "Disable");
+  button.addEventListener("click", async () => {
+    if (!confirm(`Disable the account “${account.name}”? Its tokens and sessions stop working at once.`)) return;
+    await call("POST", `/api/v1/accounts/${encodeURIComponent(account.id)}:disable`, { body: {} }).catch((e) => button.after(errorBox(e)));
+    await refresh();
+  });
+  return button;
+}
+
+export async function operatorPage() {
+  const list = el("div", { id: "account-list" });
+  async function refresh() {
+    try {
+      const reply = await get("/api/v1/accounts?page_size=500");
+      list.replaceChildren(
+        table(
+          [
+            ["Name", (a) => a.name],
+            ["Balance", (a) => usd(a.balance_micros), "num"],
+            ["Held", (a) => usd(a.held_micros), "num"],
+            ["Available", (a) => usd(a.available_micros), "num"],
+            ["Created", (a) => when(a.create_time)],
+            ["Status", (a) => (a.disabled ? "disabled" : "active")],
+            ["Credit", (a) => creditForm(a, refresh)],
+            ["", (a) => disableButton(a, refresh)],
+          ],
+          reply.accounts,
+          "No accounts yet: create one with `tollgate account create NAME` or POST /api/v1/accounts.",
+        ),
+      );
+    } catch (error) {
+      list.replaceChildren(errorBox(error));
+    }
+  }
+  await refresh();
+  return el("div", {}, el("h1", {}, "Operator — accounts"), list);
+}
