@@ -28,3 +28,11 @@ def postgres_database() -> Iterator[str]:
 def postgres_url(postgres_database: str) -> str:
     """A URL of that database whose connections see only a new, empty schema."""
     return fresh_schema(postgres_database)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a Tollgate under test stores: a SQLite file, then a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        return tmp_path / "tollgate.db"
+    return str(request.getfixturevalue("postgres_url"))

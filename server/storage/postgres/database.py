@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from psycopg import AsyncPipeline
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from server.config import DatabaseConfig
@@ -60,15 +61,23 @@ def _unavailable() -> Iterator[None]:
 
 
 class _Transaction:
-    """Statements on one connection inside an open transaction."""
+    """Statements on one connection inside an open transaction, pipelined when `pipeline` is given.
 
-    def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
+    In a pipeline, BEGIN and the timeouts travel with the first statement: one round trip each.
+    """
+
+    def __init__(self, connection: psycopg.AsyncConnection[Any], pipeline: AsyncPipeline | None) -> None:
         self._connection = connection
+        self._pipeline = pipeline
 
     async def _run(self, sql: str, params: Params) -> psycopg.AsyncCursor[Any]:
-        if not params:  # no parameters: the text is sent as it is (several statements allowed)
-            return await self._connection.execute(sql)
-        return await self._connection.execute(_placeholders(sql), params)
+        if not params:  # no parameters: the text is sent as it is (outside a pipeline, several statements)
+            cursor = await self._connection.execute(sql)
+        else:
+            cursor = await self._connection.execute(_placeholders(sql), params)
+        if self._pipeline is not None:
+            await self._pipeline.sync()
+        return cursor
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         return await (await self._run(sql, params)).fetchone()
@@ -114,18 +123,23 @@ class PostgresDatabase:
             raise
         return cls(pool, options)
 
-    @contextlib.asynccontextmanager
-    async def transaction(self, timeout: float | None = None) -> AsyncIterator[_Transaction]:
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[_Transaction]:
         """BEGIN … COMMIT with lock and statement timeouts set for this transaction only."""
-        lock = timeout or self._options.lock_timeout_seconds
-        statement = timeout or self._options.statement_timeout_seconds
+        return self._transaction(self._options.lock_timeout_seconds, self._options.statement_timeout_seconds)
+
+    @contextlib.asynccontextmanager
+    async def _transaction(
+        self, lock: float, statement: float, *, pipelined: bool = True
+    ) -> AsyncIterator[_Transaction]:
         with _unavailable():
-            async with self._pool.connection() as connection, connection.transaction():
-                await connection.execute(
-                    "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
-                    (f"{round(lock * 1000)}ms", f"{round(statement * 1000)}ms"),
-                )
-                yield _Transaction(connection)
+            async with self._pool.connection() as connection:
+                pipeline = contextlib.nullcontext(None) if not pipelined else connection.pipeline()
+                async with pipeline as piped, connection.transaction():
+                    await connection.execute(
+                        "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+                        (f"{round(lock * 1000)}ms", f"{round(statement * 1000)}ms"),
+                    )
+                    yield _Transaction(connection, piped)
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         async with self.transaction() as tx:
@@ -141,7 +155,8 @@ class PostgresDatabase:
 
     async def apply_migrations(self, migrations: Sequence[Migration]) -> None:
         for migration in migrations:
-            async with self.transaction(timeout=_MIGRATION_TIMEOUT) as tx:
+            # Not pipelined: a migration is a script of several statements.
+            async with self._transaction(_MIGRATION_TIMEOUT, _MIGRATION_TIMEOUT, pipelined=False) as tx:
                 await tx.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
                 await tx.execute(
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
