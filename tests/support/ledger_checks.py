@@ -29,7 +29,7 @@ def _query(database: Path | str) -> Iterator[_Query]:
             lite.close()
         return
     with psycopg.connect(database, autocommit=True) as pg:
-        yield lambda sql, params=(): pg.execute(sql.replace("?", "%s"), params).fetchall()  # type: ignore[arg-type]
+        yield lambda sql, params=(): pg.execute(sql.replace("?", "%s"), params).fetchall()
 
 
 def assert_ledger_invariants(database: Path | str) -> None:
