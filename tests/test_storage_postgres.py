@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,3 +105,20 @@ async def test_a_held_account_row_answers_503_then_recovers(tmp_path: Path, post
             assert (caught.value.status_code, caught.value.code) == (503, "service_unavailable")
         answer = await client.chat.completions.create(**ask)  # type: ignore[call-overload]
         assert answer.choices[0].message.content
+
+
+async def test_a_lost_connection_is_unavailable_then_the_pool_recovers(postgres_url: str, store: Store) -> None:
+    name = f"lost-{uuid.uuid4().hex[:8]}"
+    victim = await PostgresStore.open(f"{postgres_url}&application_name={name}", DatabaseConfig(pool_size=1))
+    try:
+        assert await victim.get_setting("k") is None
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            (killed,) = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s", (name,)
+            ).fetchone() or (0,)
+        assert killed == 1
+        with pytest.raises(UnavailableError, match="cannot be reached"):
+            await victim.get_setting("k")
+        assert await victim.put_setting_if_absent("k", "back")  # a new connection replaced the dead one
+    finally:
+        await victim.close()
