@@ -1,4 +1,4 @@
-"""Operator commands on the database itself: create accounts, credit them, create tokens."""
+"""Operator commands on the database itself: migrate it, create accounts, credit them, create tokens."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from server.storage.base import AccountStore
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds `account create|credit` and `token create` to the `tollgate` parser."""
+    """Adds `migrate`, `account create|credit` and `token create` to the `tollgate` parser."""
+    commands.add_parser("migrate", help="bring the database schema to the newest version, then exit")
     account = commands.add_parser("account", help="operator: manage accounts").add_subparsers(
         dest="action", required=True
     )
@@ -51,8 +52,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 async def run(config: Config, args: argparse.Namespace) -> None:
     """Runs one operator command against the configured database."""
-    store = await open_store(config.database_url)
+    store = await open_store(config.database_url, config.database)  # migrates
     try:
+        if args.command == "migrate":
+            print(f"database schema at version {await store.schema_version()}")
+            return
         _, generated_key = await operator_key_sha256(store, config.admin_key)
         if generated_key:
             print_operator_key(generated_key)

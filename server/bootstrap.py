@@ -15,7 +15,7 @@ from gateway.http_server import HttpServer, start_http_server
 from gateway.metrics import MetricsEndpoint
 from server.access import ACCESS
 from server.auth import Authenticator, ChainAuthenticator, OperatorKeyAuthenticator, operator_key_sha256
-from server.config import Config, ConfigError, split_host_port
+from server.config import Config, ConfigError, DatabaseConfig, split_host_port
 from server.domain.accounts import Accounts
 from server.domain.admission import Admission
 from server.domain.billing import Billing
@@ -48,17 +48,21 @@ from server.services.billing import BillingServicer
 from server.services.relay import RelayServicer
 from server.services.tokens import TokenServicer
 from server.storage.base import Store
+from server.storage.postgres import PostgresStore
 from server.storage.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
 
-async def open_store(database_url: str) -> Store:
+async def open_store(database_url: str, options: DatabaseConfig | None = None) -> Store:
     """The store the URL names, migrated to the newest schema."""
+    store: Store
     if database_url.startswith("sqlite:"):
-        store: Store = await SqliteStore.open(database_url)
+        store = await SqliteStore.open(database_url)
+    elif database_url.startswith(("postgresql:", "postgres:")):
+        store = await PostgresStore.open(database_url, options or DatabaseConfig())
     else:
-        raise ConfigError("database_url must be sqlite:///path (PostgreSQL support is not built yet)")
+        raise ConfigError("database_url must be sqlite:///path or postgresql://…")
     try:
         version = await store.migrate()
     except BaseException:
@@ -239,7 +243,7 @@ class Tollgate:
 
 async def start(config: Config) -> Tollgate:
     """Opens storage, starts the gRPC server and the gateway; returns with both accepting connections."""
-    store = await open_store(config.database_url)
+    store = await open_store(config.database_url, config.database)
     upstream_client = create_http_client(config.relay.connect_timeout_seconds)
     try:
         key_sha256, generated_key = await operator_key_sha256(store, config.admin_key)

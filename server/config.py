@@ -104,6 +104,20 @@ class ChannelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DatabaseConfig:
+    """PostgreSQL connections (SQLite has one connection and needs none of these)."""
+
+    pool_size: int = 10
+    """Connections per process."""
+    pool_timeout_seconds: float = 5.0
+    """Wait for a free connection, or to open one, before answering 503."""
+    lock_timeout_seconds: float = 2.0
+    """Wait for a row another transaction holds before answering 503."""
+    statement_timeout_seconds: float = 5.0
+    """Longest statement before it is cancelled and the call answers 503."""
+
+
+@dataclasses.dataclass(frozen=True)
 class BillingConfig:
     """Charging."""
 
@@ -289,6 +303,7 @@ class Config:
     """debug | info | warning | error."""
     log_format: str = "text"
     """text | json (one object per line, with the request id and metadata fields)."""
+    database: DatabaseConfig = dataclasses.field(default_factory=DatabaseConfig)
     grpc: GrpcConfig = dataclasses.field(default_factory=GrpcConfig)
     http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
     relay: RelayConfig = dataclasses.field(default_factory=RelayConfig)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 
+from server.storage.migrations import load_migrations
 from tests.support.process import TOLLGATE, running_tollgate, tollgate_env
 
 
@@ -50,3 +51,15 @@ def test_generated_password_and_operator_key_are_printed_once(tmp_path: Path) ->
     assert first.stderr.count("generated operator key (shown once)") == 1
     second = _tollgate(env, "account", "create", "gus")
     assert "generated operator key" not in second.stderr
+
+
+def test_migrate_brings_the_schema_up_once_and_generates_no_key(tmp_path: Path, database: Path | str) -> None:
+    url = database if isinstance(database, str) else f"sqlite:///{database}"
+    env = tollgate_env(tmp_path, TOLLGATE_DATABASE_URL=url)
+    backend = "postgres" if url.startswith("postgresql:") else "sqlite"
+    newest = len(load_migrations(backend))
+    for _ in range(2):
+        migrated = _tollgate(env, "migrate")
+        assert migrated.returncode == 0, migrated.stderr
+        assert migrated.stdout == f"database schema at version {newest}\n"
+    assert "operator key" not in migrated.stdout + migrated.stderr

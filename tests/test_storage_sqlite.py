@@ -1,14 +1,13 @@
-"""SQLite storage: URLs, migrations applied once (also by two processes at once), settings."""
+"""SQLite storage: URLs and files (what every backend shares is in test_storage_contract)."""
 
 from __future__ import annotations
 
-import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from server.errors import InvalidArgumentError
-from server.storage.migrations import load_migrations
 from server.storage.sqlite import SqliteStore, sqlite_path
 
 
@@ -30,43 +29,19 @@ def test_sqlite_path_rejects(url: str) -> None:
         sqlite_path(url)
 
 
-async def test_migrate_creates_folder_and_is_idempotent(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/nested/dir/t.db"
-    store = await SqliteStore.open(url)
-    try:
-        assert await store.schema_version() == 0
-        newest = len(load_migrations("sqlite"))
-        assert await store.migrate() == newest
-        assert await store.migrate() == newest
-    finally:
-        await store.close()
+async def test_open_creates_the_folder(tmp_path: Path) -> None:
+    store = await SqliteStore.open(f"sqlite:///{tmp_path}/nested/dir/t.db")
+    await store.close()
     assert (tmp_path / "nested" / "dir" / "t.db").exists()
 
 
-async def test_concurrent_migrations_apply_each_step_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/t.db"
-    stores = [await SqliteStore.open(url) for _ in range(4)]
-    try:
-        versions = await asyncio.gather(*(store.migrate() for store in stores))
-        assert set(versions) == {len(load_migrations("sqlite"))}
-    finally:
-        for store in stores:
-            await store.close()
-
-
-async def test_settings_are_stored_once(tmp_path: Path) -> None:
+async def test_money_columns_are_integers_and_nothing_is_a_float(tmp_path: Path) -> None:
     store = await SqliteStore.open(f"sqlite:///{tmp_path}/t.db")
-    try:
-        await store.migrate()
-        assert await store.get_setting("k") is None
-        assert await store.put_setting_if_absent("k", "first") is True
-        assert await store.put_setting_if_absent("k", "second") is False
-        assert await store.get_setting("k") == "first"
-    finally:
-        await store.close()
-
-
-def test_migrations_are_numbered_without_gaps() -> None:
-    migrations = load_migrations("sqlite")
-    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
-    assert migrations[0].name == "initial"
+    await store.migrate()
+    await store.close()
+    with sqlite3.connect(tmp_path / "t.db") as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        columns = [(t, *row[1:3]) for t in tables for row in db.execute(f"PRAGMA table_info({t})")]
+    money = {(table, name): kind for table, name, kind in columns if name.endswith("_micros")}
+    assert len(money) >= 9 and set(money.values()) == {"INTEGER"}, money
+    assert not [c for c in columns if c[2] in ("REAL", "FLOAT", "DOUBLE", "NUMERIC")]

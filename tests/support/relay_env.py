@@ -47,6 +47,8 @@ class RelayEnv:
     upstream: FakeUpstream
     key: str
     session: dict[str, str]
+    database: Path | str
+    """The SQLite file or the PostgreSQL URL Tollgate stores in."""
 
     def client(self, **options: object) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(
@@ -72,10 +74,15 @@ async def relay_env(
     first_byte: float = 2.0,
     fake: FakeConfig | None = None,
     environ: Mapping[str, str] | None = None,
+    database: Path | str | None = None,
 ) -> AsyncIterator[RelayEnv]:
+    """`database` is a SQLite file or a postgresql:// URL (default: tollgate.db in `tmp_path`)."""
+    database = database or tmp_path / "tollgate.db"
+    url = database if isinstance(database, str) else f"sqlite:///{database}"
     async with running_fake_upstream(fake or FakeConfig(key=UPSTREAM_KEY)) as upstream:
         config = CHANNELS.format(base_url=upstream.base_url, extra=extra_config, first_byte=first_byte)
-        async with running_inprocess(tmp_path, config, FAKE_UPSTREAM_KEY=UPSTREAM_KEY, **(environ or {})) as running:
+        environ = {"FAKE_UPSTREAM_KEY": UPSTREAM_KEY, "TOLLGATE_DATABASE_URL": url, **(environ or {})}
+        async with running_inprocess(tmp_path, config, **environ) as running:
             account_id = await running.create_account("user")
             await running.http.post(
                 f"/api/v1/accounts/{account_id}:credit",
@@ -84,4 +91,4 @@ async def relay_env(
             )
             session = await running.login("user")
             _, key = await running.create_token(session)
-            yield RelayEnv(running, upstream, key, session)
+            yield RelayEnv(running, upstream, key, session, database)

@@ -1,14 +1,17 @@
-"""Holds and settlements on SQLite: conditional updates, never read-check-write."""
+"""Holds and settlements: conditional updates, never read-check-write.
+
+Rows are locked in one order everywhere, so two transactions never wait for each other in a cycle:
+the hold (settlement only), then the account, then the token. Nothing locks a token before its account.
+"""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from server.domain.records import Funds, Hold, UsageRecord
-from server.storage.sqlite.database import SqliteDatabase, from_db_time, to_db_time
+from server.storage.sql.database import Database, Dialect, Row
 
 _USAGE_COLUMNS = (
     "id, request_id, account_id, token_id, token_name, requested_model, served_model, channel, stream,"
@@ -24,18 +27,22 @@ _GROUPS = {
 }
 
 
-def _usage(row: sqlite3.Row) -> UsageRecord:
+def _usage(row: Row, dialect: Dialect) -> UsageRecord:
     values = list(row)
     values[8] = bool(values[8])
     values[15] = bool(values[15])
-    values[20] = from_db_time(values[20])
+    values[20] = dialect.from_time(values[20])
     return UsageRecord(*values)
 
 
-class SqliteLedger:
-    """LedgerStore on SQLite."""
+class _Refused(Exception):
+    """Rolls a hold's transaction back when the token cannot take it after the account did."""
 
-    def __init__(self, database: SqliteDatabase) -> None:
+
+class SqlLedger:
+    """LedgerStore in SQL."""
+
+    def __init__(self, database: Database) -> None:
         self._db = database
 
     async def account_discount(self, account_id: str) -> str | None:
@@ -54,59 +61,60 @@ class SqliteLedger:
         return Funds(row[0], max(0, cap - committed) if cap else None, row[3])
 
     async def place_hold(self, hold: Hold) -> bool:
-        async with self._db.transaction() as connection:
-            cursor = await connection.execute(
-                "UPDATE accounts SET held_micros = held_micros + ?"
-                " WHERE id = ? AND disabled = 0 AND balance_micros - held_micros >= ?",
-                (hold.amount_micros, hold.account_id, hold.amount_micros),
-            )
-            if cursor.rowcount != 1:
-                return False
-            cursor = await connection.execute(
-                "UPDATE api_tokens SET held_micros = held_micros + ?"
-                " WHERE id = ? AND (spend_cap_micros = 0 OR spent_micros + held_micros + ? <= spend_cap_micros)",
-                (hold.amount_micros, hold.token_id, hold.amount_micros),
-            )
-            if cursor.rowcount != 1:
-                await connection.execute(
-                    "UPDATE accounts SET held_micros = held_micros - ? WHERE id = ?",
-                    (hold.amount_micros, hold.account_id),
+        time = self._db.dialect.time
+        try:
+            async with self._db.transaction() as tx:
+                taken = await tx.execute(
+                    "UPDATE accounts SET held_micros = held_micros + ?"
+                    " WHERE id = ? AND NOT disabled AND balance_micros - held_micros >= ?",
+                    (hold.amount_micros, hold.account_id, hold.amount_micros),
                 )
-                return False
-            await connection.execute(
-                "INSERT INTO holds (request_id, account_id, token_id, amount_micros, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    hold.request_id,
-                    hold.account_id,
-                    hold.token_id,
-                    hold.amount_micros,
-                    to_db_time(hold.created_at),
-                    to_db_time(hold.expires_at),
-                ),
-            )
+                if taken != 1:
+                    raise _Refused
+                taken = await tx.execute(
+                    "UPDATE api_tokens SET held_micros = held_micros + ?"
+                    " WHERE id = ? AND (spend_cap_micros = 0 OR spent_micros + held_micros + ? <= spend_cap_micros)",
+                    (hold.amount_micros, hold.token_id, hold.amount_micros),
+                )
+                if taken != 1:
+                    raise _Refused
+                await tx.execute(
+                    "INSERT INTO holds (request_id, account_id, token_id, amount_micros, created_at, expires_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        hold.request_id,
+                        hold.account_id,
+                        hold.token_id,
+                        hold.amount_micros,
+                        time(hold.created_at),
+                        time(hold.expires_at),
+                    ),
+                )
+        except _Refused:
+            return False
         return True
 
     async def settle(self, hold: Hold, charge_micros: int, usage: UsageRecord) -> bool:
         charge = max(0, min(charge_micros, hold.amount_micros))
-        at = to_db_time(usage.created_at)
-        async with self._db.transaction() as connection:
-            cursor = await connection.execute(
+        at = self._db.dialect.time(usage.created_at)
+        async with self._db.transaction() as tx:
+            # Conditional on the hold being open: of two settlements (a reaper's among them) one wins.
+            settled = await tx.execute(
                 "UPDATE holds SET settled_at = ? WHERE request_id = ? AND settled_at IS NULL", (at, hold.request_id)
             )
-            if cursor.rowcount != 1:
+            if settled != 1:
                 return False
-            await connection.execute(
+            await tx.execute(
                 "UPDATE accounts SET held_micros = held_micros - ?, balance_micros = balance_micros - ? WHERE id = ?",
                 (hold.amount_micros, charge, hold.account_id),
             )
-            await connection.execute(
+            await tx.execute(
                 "UPDATE api_tokens SET held_micros = held_micros - ?, spent_micros = spent_micros + ?,"
                 " last_used_at = ? WHERE id = ?",
                 (hold.amount_micros, charge, at, hold.token_id),
             )
             if charge:
-                await connection.execute(
+                await tx.execute(
                     "INSERT INTO ledger_entries"
                     " (id, account_id, amount_micros, kind, actor, reason, created_at, request_id)"
                     " VALUES (?, ?, ?, 'charge', ?, ?, ?, ?)",
@@ -121,22 +129,22 @@ class SqliteLedger:
                     ),
                 )
             record = [getattr(usage, name.strip()) for name in _USAGE_COLUMNS.split(",")]
-            record[8], record[15], record[20] = int(usage.stream), int(usage.estimated), at
+            record[20] = at
             record[14] = charge
             placeholders = ", ".join("?" * len(record))
-            await connection.execute(f"INSERT INTO usage_logs ({_USAGE_COLUMNS}) VALUES ({placeholders})", record)
-            await connection.execute(
+            await tx.execute(f"INSERT INTO usage_logs ({_USAGE_COLUMNS}) VALUES ({placeholders})", record)
+            await tx.execute(
                 "INSERT INTO usage_daily (account_id, day, model, token_id, requests, input_tokens, cached_tokens,"
                 " cache_write_tokens, output_tokens, cost_micros) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (account_id, day, model, token_id) DO UPDATE SET requests = requests + 1,"
-                " input_tokens = input_tokens + excluded.input_tokens,"
-                " cached_tokens = cached_tokens + excluded.cached_tokens,"
-                " cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,"
-                " output_tokens = output_tokens + excluded.output_tokens,"
-                " cost_micros = cost_micros + excluded.cost_micros",
+                " ON CONFLICT (account_id, day, model, token_id) DO UPDATE SET requests = usage_daily.requests + 1,"
+                " input_tokens = usage_daily.input_tokens + excluded.input_tokens,"
+                " cached_tokens = usage_daily.cached_tokens + excluded.cached_tokens,"
+                " cache_write_tokens = usage_daily.cache_write_tokens + excluded.cache_write_tokens,"
+                " output_tokens = usage_daily.output_tokens + excluded.output_tokens,"
+                " cost_micros = usage_daily.cost_micros + excluded.cost_micros",
                 (
                     hold.account_id,
-                    at[:10],
+                    usage.created_at.astimezone(UTC).strftime("%Y-%m-%d"),
                     usage.served_model or usage.requested_model,
                     usage.token_id,
                     usage.input_tokens,
@@ -152,9 +160,10 @@ class SqliteLedger:
         rows = await self._db.fetchall(
             "SELECT request_id, account_id, token_id, amount_micros, created_at, expires_at FROM holds"
             " WHERE settled_at IS NULL AND expires_at < ? ORDER BY expires_at LIMIT ?",
-            (to_db_time(now), limit),
+            (self._db.dialect.time(now), limit),
         )
-        return [Hold(r[0], r[1], r[2], r[3], from_db_time(r[4]), from_db_time(r[5])) for r in rows]
+        from_time = self._db.dialect.from_time
+        return [Hold(r[0], r[1], r[2], r[3], from_time(r[4]), from_time(r[5])) for r in rows]
 
     async def list_usage(
         self, account_id: str, filters: Mapping[str, Any], before_id: str, limit: int
@@ -166,10 +175,10 @@ class SqliteLedger:
                 params.extend([value] * _FILTERS[name].count("?"))
         if filters.get("start"):
             clauses.append("created_at >= ?")
-            params.append(to_db_time(filters["start"]))
+            params.append(self._db.dialect.time(filters["start"]))
         if filters.get("end"):
             clauses.append("created_at < ?")
-            params.append(to_db_time(filters["end"]))
+            params.append(self._db.dialect.time(filters["end"]))
         if before_id:
             clauses.append("id < ?")
             params.append(before_id)
@@ -177,7 +186,7 @@ class SqliteLedger:
             f"SELECT {_USAGE_COLUMNS} FROM usage_logs WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?",
             [*params, limit],
         )
-        return [_usage(row) for row in rows]
+        return [_usage(row, self._db.dialect) for row in rows]
 
     async def usage_totals(self, account_id: str, group_by: str, start_day: str, end_day: str) -> list[dict[str, Any]]:
         keys = _GROUPS[group_by]
@@ -189,4 +198,8 @@ class SqliteLedger:
         )
         names = [key.strip() for key in keys.split(",")]
         totals = ["requests", "input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens", "cost_micros"]
-        return [dict(zip([*names, *totals], row, strict=True)) for row in rows]
+        # SUM of a BIGINT is NUMERIC on PostgreSQL: back to int, exactly.
+        return [
+            dict(zip([*names, *totals], [*row[: len(names)], *map(int, row[len(names) :])], strict=True))
+            for row in rows
+        ]

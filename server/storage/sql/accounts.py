@@ -1,16 +1,14 @@
-"""Accounts, credentials and idempotent credits on SQLite."""
+"""Accounts, credentials and idempotent credits."""
 
 from __future__ import annotations
 
-import sqlite3
-
 from server.domain.records import Account, Credentials, Credit, LedgerEntry
-from server.storage.sqlite.database import SqliteDatabase, from_db_time, to_db_time
+from server.storage.sql.database import Database, Dialect, Row
 
 _ACCOUNT_COLUMNS = "id, name, disabled, balance_micros, held_micros, discount, created_at"
 
 
-def _account(row: sqlite3.Row) -> Account:
+def _account(row: Row, dialect: Dialect) -> Account:
     return Account(
         id=row[0],
         name=row[1],
@@ -18,11 +16,11 @@ def _account(row: sqlite3.Row) -> Account:
         balance_micros=row[3],
         held_micros=row[4],
         discount=row[5],
-        created_at=from_db_time(row[6]),
+        created_at=dialect.from_time(row[6]),
     )
 
 
-def _entry(row: sqlite3.Row) -> LedgerEntry:
+def _entry(row: Row, dialect: Dialect) -> LedgerEntry:
     return LedgerEntry(
         id=row[0],
         account_id=row[1],
@@ -30,14 +28,14 @@ def _entry(row: sqlite3.Row) -> LedgerEntry:
         kind=row[3],
         actor=row[4],
         reason=row[5],
-        created_at=from_db_time(row[6]),
+        created_at=dialect.from_time(row[6]),
     )
 
 
-class SqliteAccounts:
-    """AccountStore on SQLite."""
+class SqlAccounts:
+    """AccountStore in SQL."""
 
-    def __init__(self, database: SqliteDatabase) -> None:
+    def __init__(self, database: Database) -> None:
         self._db = database
 
     async def insert_account(self, account: Account, password_hash: str) -> bool:
@@ -49,57 +47,61 @@ class SqliteAccounts:
                 account.id,
                 account.name,
                 password_hash,
-                int(account.disabled),
+                account.disabled,
                 account.balance_micros,
                 account.held_micros,
                 account.discount,
-                to_db_time(account.created_at),
+                self._db.dialect.time(account.created_at),
             ),
         )
         return changed == 1
 
     async def get_account(self, account_id: str) -> Account | None:
         row = await self._db.fetchone(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,))
-        return None if row is None else _account(row)
+        return None if row is None else _account(row, self._db.dialect)
 
     async def list_accounts(self, after_id: str, limit: int) -> list[Account]:
         rows = await self._db.fetchall(
             f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
         )
-        return [_account(row) for row in rows]
+        return [_account(row, self._db.dialect) for row in rows]
 
     async def credentials(self, name: str) -> Credentials | None:
         row = await self._db.fetchone("SELECT id, password_hash, disabled FROM accounts WHERE name = ?", (name,))
         return None if row is None else Credentials(row[0], row[1], bool(row[2]))
 
     async def set_account_disabled(self, account_id: str, disabled: bool) -> Account | None:
-        await self._db.execute("UPDATE accounts SET disabled = ? WHERE id = ?", (int(disabled), account_id))
+        await self._db.execute("UPDATE accounts SET disabled = ? WHERE id = ?", (disabled, account_id))
         return await self.get_account(account_id)
 
     async def apply_credit(self, credit: Credit) -> tuple[LedgerEntry, str] | None:
-        async with self._db.transaction() as connection:
-            async with connection.execute(
+        dialect = self._db.dialect
+        async with self._db.transaction() as tx:
+            # The account's row lock makes a replayed key wait for the first credit, then see it.
+            if (
+                await tx.fetchone(f"SELECT 1 FROM accounts WHERE id = ?{dialect.lock_row}", (credit.account_id,))
+                is None
+            ):
+                return None
+            existing = await tx.fetchone(
                 "SELECT e.id, e.account_id, e.amount_micros, e.kind, e.actor, e.reason, e.created_at, r.fingerprint"
                 " FROM credit_requests r JOIN ledger_entries e ON e.id = r.ledger_entry_id"
                 " WHERE r.idempotency_key = ?",
                 (credit.idempotency_key,),
-            ) as cursor:
-                existing = await cursor.fetchone()
+            )
             if existing is not None:
-                return _entry(existing), existing[7]
-            cursor = await connection.execute(
+                return _entry(existing, dialect), existing[7]
+            await tx.execute(
                 "UPDATE accounts SET balance_micros = balance_micros + ? WHERE id = ?",
                 (credit.amount_micros, credit.account_id),
             )
-            if cursor.rowcount != 1:
-                return None
-            at = to_db_time(credit.at)
-            await connection.execute(
+            at = dialect.time(credit.at)
+            await tx.execute(
                 "INSERT INTO ledger_entries (id, account_id, amount_micros, kind, actor, reason, created_at)"
                 " VALUES (?, ?, ?, 'credit', ?, ?, ?)",
                 (credit.entry_id, credit.account_id, credit.amount_micros, credit.actor, credit.reason, at),
             )
-            await connection.execute(
+            await tx.execute(
                 "INSERT INTO credit_requests (idempotency_key, fingerprint, ledger_entry_id, created_at)"
                 " VALUES (?, ?, ?, ?)",
                 (credit.idempotency_key, credit.fingerprint, credit.entry_id, at),

@@ -1,0 +1,180 @@
+"""A psycopg 3 connection pool where every statement runs in a transaction with its own timeouts.
+
+Nothing outlives a transaction on a connection: the timeouts are `SET LOCAL` (set_config(…, true)),
+no statement is prepared on the server, and migrations serialise on a transaction-level advisory
+lock. So Tollgate works behind a transaction-mode pooler such as PgBouncer. A row another
+transaction holds too long, a statement too slow, a pool with no free connection or a database
+that cannot be reached all end the call with UnavailableError (503) within seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import AsyncPipeline
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from server.config import DatabaseConfig
+from server.errors import UnavailableError
+from server.storage.migrations import Migration
+from server.storage.sql.database import Params, Row
+
+_MIGRATION_LOCK = 0x7011_6A7E  # pg_advisory_xact_lock key: one process migrates at a time
+_MIGRATION_TIMEOUT = 600.0  # a schema step may rewrite a large table
+
+
+class PostgresDialect:
+    """TIMESTAMPTZ times, JSONB lists, and `FOR UPDATE` row locks."""
+
+    lock_row = " FOR UPDATE"
+
+    def time(self, moment: datetime) -> datetime:
+        return moment
+
+    def from_time(self, value: Any) -> datetime:
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+    def from_list(self, value: Any) -> tuple[str, ...]:
+        return tuple(value)
+
+
+@functools.lru_cache(maxsize=512)
+def _placeholders(sql: str) -> str:
+    """`?` placeholders as psycopg's `%s` (a literal % doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+@contextlib.contextmanager
+def _unavailable() -> Iterator[None]:
+    """Timeouts and a lost or unreachable database, as the one error clients retry on."""
+    try:
+        yield
+    except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
+        raise UnavailableError("the database is busy; retry shortly", retry_after=1) from exc
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        raise UnavailableError("the database cannot be reached; retry shortly", retry_after=1) from exc
+
+
+class _Transaction:
+    """Statements on one connection inside an open transaction, pipelined when `pipeline` is given.
+
+    In a pipeline, BEGIN and the timeouts travel with the first statement: one round trip each.
+    """
+
+    def __init__(self, connection: psycopg.AsyncConnection[Any], pipeline: AsyncPipeline | None) -> None:
+        self._connection = connection
+        self._pipeline = pipeline
+
+    async def _run(self, sql: str, params: Params) -> psycopg.AsyncCursor[Any]:
+        if not params:  # no parameters: the text is sent as it is (outside a pipeline, several statements)
+            cursor = await self._connection.execute(sql)
+        else:
+            cursor = await self._connection.execute(_placeholders(sql), params)
+        if self._pipeline is not None:
+            await self._pipeline.sync()
+        return cursor
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        return await (await self._run(sql, params)).fetchone()
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        return await (await self._run(sql, params)).fetchall()
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return (await self._run(sql, params)).rowcount
+
+
+class PostgresDatabase:
+    """Database on a PostgreSQL server, through a pool of autocommit connections."""
+
+    backend = "postgres"
+    dialect = PostgresDialect()
+
+    def __init__(self, pool: AsyncConnectionPool[Any], options: DatabaseConfig) -> None:
+        self._pool = pool
+        self._options = options
+
+    @classmethod
+    async def open(cls, database_url: str, options: DatabaseConfig) -> PostgresDatabase:
+        """Opens the pool; UnavailableError if no connection opens within the pool timeout."""
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            database_url,
+            min_size=1,
+            max_size=options.pool_size,
+            timeout=options.pool_timeout_seconds,
+            kwargs={
+                "autocommit": True,
+                "prepare_threshold": None,
+                "connect_timeout": max(1, round(options.pool_timeout_seconds)),
+            },
+            open=False,
+            name="tollgate",
+        )
+        try:
+            with _unavailable():
+                await pool.open(wait=True, timeout=options.pool_timeout_seconds)
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(pool, options)
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[_Transaction]:
+        """BEGIN … COMMIT with lock and statement timeouts set for this transaction only."""
+        return self._transaction(self._options.lock_timeout_seconds, self._options.statement_timeout_seconds)
+
+    @contextlib.asynccontextmanager
+    async def _transaction(
+        self, lock: float, statement: float, *, pipelined: bool = True
+    ) -> AsyncIterator[_Transaction]:
+        with _unavailable():
+            async with self._pool.connection() as connection:
+                pipeline = contextlib.nullcontext(None) if not pipelined else connection.pipeline()
+                async with pipeline as piped, connection.transaction():
+                    await connection.execute(
+                        "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+                        (f"{round(lock * 1000)}ms", f"{round(statement * 1000)}ms"),
+                    )
+                    yield _Transaction(connection, piped)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        async with self.transaction() as tx:
+            return await tx.fetchone(sql, params)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        async with self.transaction() as tx:
+            return await tx.fetchall(sql, params)
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        async with self.transaction() as tx:
+            return await tx.execute(sql, params)
+
+    async def apply_migrations(self, migrations: Sequence[Migration]) -> None:
+        for migration in migrations:
+            # Not pipelined: a migration is a script of several statements.
+            async with self._transaction(_MIGRATION_TIMEOUT, _MIGRATION_TIMEOUT, pipelined=False) as tx:
+                await tx.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+                await tx.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                    " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                )
+                if await tx.fetchone("SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)):
+                    continue
+                await tx.execute(migration.sql)
+                await tx.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (migration.version, migration.name)
+                )
+
+    async def schema_version(self) -> int:
+        async with self.transaction() as tx:
+            if await tx.fetchone("SELECT to_regclass('schema_migrations') IS NULL") == (True,):
+                return 0
+            row = await tx.fetchone("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        return int(row[0]) if row else 0
+
+    async def close(self) -> None:
+        await self._pool.close()

@@ -1,0 +1,72 @@
+"""What the SQL roles need of a database; SQLite and PostgreSQL each provide it.
+
+Statements are written once, with `?` placeholders, in the SQL both engines understand; a backend
+translates the placeholders and says how it stores times and lists (its `Dialect`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from server.storage.migrations import Migration
+
+Row = Sequence[Any]
+Params = Sequence[Any]
+
+
+class Statements(Protocol):
+    """Runs statements with `?` placeholders, alone or inside one transaction."""
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Runs one statement; returns the number of rows it changed."""
+        ...
+
+
+class Dialect(Protocol):
+    """How a backend stores the values SQL has no common type for."""
+
+    lock_row: str
+    """Appended to a SELECT of one row to lock it until the transaction ends (empty where writes are serial)."""
+
+    def time(self, moment: datetime) -> Any:
+        """A datetime as a parameter."""
+        ...
+
+    def from_time(self, value: Any) -> datetime:
+        """A stored time as an aware UTC datetime."""
+        ...
+
+    def from_list(self, value: Any) -> tuple[str, ...]:
+        """A stored JSON list of strings (written as JSON text)."""
+        ...
+
+
+class Database(Statements, Protocol):
+    """A connection (or pool) with transactions and versioned migrations."""
+
+    @property
+    def backend(self) -> str:
+        """The folder of this backend's migrations: sqlite or postgres."""
+        ...
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Statements]:
+        """All statements inside commit together, or none does (on any exception)."""
+        ...
+
+    async def apply_migrations(self, migrations: Sequence[Migration]) -> None:
+        """Applies the ones not applied yet, each once even when several processes start together."""
+        ...
+
+    async def schema_version(self) -> int: ...
+
+    async def close(self) -> None: ...
