@@ -189,6 +189,17 @@ async def test_first_byte_timeout_is_a_504(tmp_path: Path) -> None:
     assert caught.value.status_code == 504
 
 
+async def test_a_unary_answer_past_the_total_deadline_is_a_504(tmp_path: Path) -> None:
+    # the first-byte wait (10 s) outlasts the total deadline of a unary answer (5 s)
+    no_retries = {"TOLLGATE_RELAY_MAX_RETRIES": "0"}
+    async with relay_env(tmp_path, first_byte=10, environ=no_retries) as env, env.client() as client:
+        with pytest.raises(openai.APIStatusError) as caught:
+            await client.chat.completions.create(
+                model="deepseek-chat", messages=[{"role": "user", "content": "[[scenario: first_byte_ms=7000]]"}]
+            )
+    assert caught.value.status_code == 504
+
+
 async def test_client_disconnect_cancels_the_upstream_request(env: RelayEnv) -> None:
     body = {
         "model": "deepseek-chat",

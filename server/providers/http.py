@@ -55,6 +55,8 @@ def transport_errors(channel: str) -> Iterator[None]:
         raise UpstreamError(f"channel {channel} broke the connection", retryable=True) from exc
     except aiohttp.ClientError as exc:
         raise UpstreamError(f"channel {channel} failed", retryable=True) from exc
+    except TimeoutError as exc:  # our own deadline around the whole call
+        raise UpstreamTimeoutError(f"channel {channel} did not answer in time") from exc
 
 
 def retry_after(response: aiohttp.ClientResponse) -> float | None:

@@ -114,6 +114,9 @@ class PostgresDatabase:
             },
             open=False,
             name="tollgate",
+            # A connection taken from the pool is checked first, so after a database restart the stale
+            # ones are replaced instead of failing one call each.
+            check=AsyncConnectionPool.check_connection,
         )
         try:
             with _unavailable():
