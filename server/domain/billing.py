@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -104,12 +104,23 @@ class Billing:
         self.open_holds += 1
         return Reservation(hold, output_limit, prices)
 
-    def start_settlement(self, reservation: Reservation, meter: UsageMeter, token: ApiToken) -> asyncio.Task[int]:
-        """Settles in a task of its own, tracked, so a cancelled caller cannot cut a settlement in half."""
-        task = asyncio.create_task(self.settle(reservation, meter, token), name=f"settle {reservation.hold.request_id}")
+    def start_settlement(
+        self, reservation: Reservation, meter: UsageMeter, token: ApiToken, after: Awaitable[None]
+    ) -> asyncio.Task[int]:
+        """Settles, once `after` is done (a drain), in a task of its own, tracked, so a cancelled caller cannot
+        cut a settlement in half."""
+        task = asyncio.create_task(
+            self._settle_after(after, reservation, meter, token), name=f"settle {reservation.hold.request_id}"
+        )
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
         return task
+
+    async def _settle_after(
+        self, after: Awaitable[None], reservation: Reservation, meter: UsageMeter, token: ApiToken
+    ) -> int:
+        await after
+        return await self.settle(reservation, meter, token)
 
     async def drain(self, timeout: float) -> None:
         """Waits for settlements still running (at shutdown, before the store closes)."""
