@@ -4,7 +4,7 @@ The hold is an upper bound of the cost: the prompt estimate with a safety margin
 price, plus the output limit at the output price, for the model and any of its fallbacks. When the
 client sets no output limit, the model's limit is lowered to what the balance can pay, and that limit is
 sent upstream. The charge never exceeds the hold; usage the upstream reports wins over the estimate
-unless it is implausible.
+unless it is implausible, and an estimate is calibrated by the model's reported calls (calibration.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from server.domain.calibration import Calibration
 from server.domain.catalogue import Catalogue, CatalogueModel
 from server.domain.clock import utcnow
 from server.domain.ids import new_id
@@ -64,6 +65,8 @@ class Billing:
         self._site_discount = site_discount
         self._hold_lifetime = hold_lifetime
         self._settling: set[asyncio.Task[int]] = set()
+        self.calibration = Calibration()
+        """Scales estimated usage by what each model's reported usage taught."""
         self._prices: dict[str, Price] = {}
         for model_id in catalogue.ids():
             price = parse_price(model_id, catalogue.get(model_id, None).config)
@@ -129,7 +132,7 @@ class Billing:
 
     async def settle(self, reservation: Reservation, meter: UsageMeter, token: ApiToken) -> int:
         """Charges the call once (a second settlement is a no-op) and records its usage row; returns the charge."""
-        usage = meter.usage()
+        usage = self.calibration.usage(meter)
         tokens = TokenCounts.from_usage(usage)
         served = meter.served_model or meter.requested_model
         price = reservation.prices.get(served) or reservation.prices[meter.requested_model]
