@@ -1,0 +1,141 @@
+"""Reconciliation: every charge against the fake upstream's own bill for the same request id.
+
+Exact when the upstream reported usage, within 3 % when Tollgate had to estimate (its estimate is
+calibrated by the model's earlier reported calls), never above the hold; ledger invariants after each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.support.ledger_checks import assert_ledger_invariants
+from tests.support.reconcile import assert_reconciled, hold_of, messages, newest_row, upstream_bill
+from tests.support.relay_env import RelayEnv, relay_env
+
+MODELS = ["deepseek-chat", "claude-haiku-4-5"]
+NO_DRAINS = {"TOLLGATE_RELAY_DISCONNECT_DRAIN_SECONDS": "0"}
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[RelayEnv]:
+    async with relay_env(tmp_path) as started:
+        yield started
+        assert_ledger_invariants(tmp_path / "tollgate.db")
+
+
+async def _stream(env: RelayEnv, model: str, scenario: str, *, include_usage: bool = False) -> None:
+    options: Any = {"stream_options": {"include_usage": True}} if include_usage else {}
+    async with env.client() as client:
+        stream = await client.chat.completions.create(model=model, messages=messages(scenario), stream=True, **options)
+        async for _ in stream:
+            pass
+
+
+async def _unary(env: RelayEnv, model: str, scenario: str) -> None:
+    async with env.client() as client:
+        await client.chat.completions.create(model=model, messages=messages(scenario))
+
+
+async def _leave(env: RelayEnv, model: str, scenario: str, after_lines: int) -> None:
+    """Streams over raw HTTP and walks away after `after_lines` data lines."""
+    body = {"model": model, "stream": True, "messages": messages(scenario)}
+    headers = {"authorization": f"Bearer {env.key}"}
+    async with httpx.AsyncClient(base_url=env.running.base_url) as http:
+        async with http.stream("POST", "/v1/chat/completions", json=body, headers=headers) as reply:
+            seen = 0
+            async for line in reply.aiter_lines():
+                seen += line.startswith("data:")
+                if seen == after_lines:
+                    break
+
+
+async def _leave_before_the_answer(env: RelayEnv, model: str) -> None:
+    body = {"model": model, "stream": True, "messages": messages("first_byte_ms=1500")}
+    headers = {"authorization": f"Bearer {env.key}"}
+    async with httpx.AsyncClient(base_url=env.running.base_url, timeout=0.3) as http:
+        with pytest.raises(httpx.ReadTimeout):
+            await http.post("/v1/chat/completions", json=body, headers=headers)
+
+
+async def _check(env: RelayEnv, tmp_path: Path, count: int, *, estimated: bool) -> dict[str, Any]:
+    row = await newest_row(env, count)
+    assert row["estimated"] is estimated, row
+    billed = await upstream_bill(env, row["request_id"])
+    assert_reconciled(row, billed, hold_of(tmp_path / "tollgate.db", row["request_id"]))
+    assert_ledger_invariants(tmp_path / "tollgate.db")
+    return row
+
+
+async def _calibrated(env: RelayEnv, model: str) -> None:
+    """One ordinary call with reported usage, from which Tollgate learns the model's token ratios."""
+    await _stream(env, model, "reasoning=0", include_usage=True)
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("shape", ["unary", "stream", "stream_with_usage"])
+async def test_reported_usage_is_charged_exactly(env: RelayEnv, tmp_path: Path, model: str, shape: str) -> None:
+    if shape == "unary":
+        await _unary(env, model, "reasoning=0")
+    else:
+        await _stream(env, model, "reasoning=0", include_usage=shape == "stream_with_usage")
+    await _check(env, tmp_path, 1, estimated=False)
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize(
+    "scenario",
+    ["no_usage", "hostile_usage=negative", "hostile_usage=absurd", "hostile_usage=float", "hostile_usage=string"],
+)
+@pytest.mark.parametrize("shape", ["unary", "stream"])
+async def test_missing_or_hostile_usage_is_estimated_within_3_percent(
+    env: RelayEnv, tmp_path: Path, model: str, scenario: str, shape: str
+) -> None:
+    await _calibrated(env, model)
+    if shape == "unary":
+        await _unary(env, model, scenario)
+    else:
+        await _stream(env, model, scenario, include_usage=True)
+    await _check(env, tmp_path, 2, estimated=True)
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_cut_stream_is_estimated_within_3_percent(env: RelayEnv, tmp_path: Path, model: str) -> None:
+    await _calibrated(env, model)
+    with pytest.raises(openai.APIError):
+        await _stream(env, model, "cut_after=12")
+    row = await _check(env, tmp_path, 2, estimated=True)
+    assert row["status"] == "upstream_error"
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_drained_disconnect_is_charged_the_upstream_usage_exactly(
+    env: RelayEnv, tmp_path: Path, model: str
+) -> None:
+    await _leave(env, model, "chunk_interval_ms=20", after_lines=5)
+    row = await _check(env, tmp_path, 1, estimated=False)
+    assert row["status"] == "cancelled"
+    assert row["output_tokens"] == 40  # the whole answer the upstream generated, not the 5 chunks relayed
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_undrained_disconnect_is_estimated_within_3_percent(tmp_path: Path, model: str) -> None:
+    async with relay_env(tmp_path, environ=NO_DRAINS) as env:
+        await _calibrated(env, model)
+        await _leave(env, model, "chunk_interval_ms=20", after_lines=8)
+        await env.upstream.wait_idle()
+        row = await _check(env, tmp_path, 2, estimated=True)
+        assert row["status"] == "cancelled" and 0 < row["output_tokens"] < 40
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_client_gone_before_the_answer_pays_nothing(env: RelayEnv, tmp_path: Path, model: str) -> None:
+    await _leave_before_the_answer(env, model)
+    await env.upstream.wait_idle()
+    row = await _check(env, tmp_path, 1, estimated=True)
+    assert row["cost_micros"] == 0 and row["status"] == "cancelled"
