@@ -6,6 +6,7 @@ calibrated by the model's earlier reported calls), never above the hold; ledger 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from tollgate.v1 import chat_pb2, relay_pb2, relay_pb2_grpc
 
 from tests.support.ledger_checks import assert_ledger_invariants
 from tests.support.reconcile import assert_reconciled, hold_of, messages, newest_row, upstream_bill
@@ -56,11 +58,13 @@ async def _leave(env: RelayEnv, model: str, scenario: str, after_lines: int) -> 
 
 
 async def _leave_before_the_answer(env: RelayEnv, model: str) -> None:
-    body = {"model": model, "stream": True, "messages": messages("first_byte_ms=1500")}
-    headers = {"authorization": f"Bearer {env.key}"}
-    async with httpx.AsyncClient(base_url=env.running.base_url, timeout=0.3) as http:
-        with pytest.raises(httpx.ReadTimeout):
-            await http.post("/v1/chat/completions", json=body, headers=headers)
+    """A gRPC client cancels while the upstream still thinks (a REST client's leaving is seen at the first write)."""
+    params = chat_pb2.ChatCompletionParams(model=model)
+    params.messages.add(role="user", content=messages("first_byte_ms=1500")[0]["content"])
+    stub = relay_pb2_grpc.RelayServiceStub(env.channel)
+    call = stub.StreamChatCompletion(relay_pb2.StreamChatCompletionRequest(params=params), metadata=env.metadata())
+    await asyncio.sleep(0.3)
+    call.cancel()
 
 
 async def _check(env: RelayEnv, tmp_path: Path, count: int, *, estimated: bool) -> dict[str, Any]:
