@@ -11,13 +11,21 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 from tollgate.v1 import chat_pb2, relay_pb2, relay_pb2_grpc
 
 from tests.support.ledger_checks import assert_ledger_invariants
-from tests.support.reconcile import assert_reconciled, hold_of, messages, newest_row, upstream_bill
+from tests.support.reconcile import (
+    assert_reconciled,
+    calibrate,
+    hold_of,
+    leave,
+    messages,
+    newest_row,
+    stream,
+    upstream_bill,
+)
 from tests.support.relay_env import RelayEnv, relay_env
 
 MODELS = ["deepseek-chat", "claude-haiku-4-5"]
@@ -31,30 +39,9 @@ async def env(tmp_path: Path) -> AsyncIterator[RelayEnv]:
         assert_ledger_invariants(tmp_path / "tollgate.db")
 
 
-async def _stream(env: RelayEnv, model: str, scenario: str, *, include_usage: bool = False) -> None:
-    options: Any = {"stream_options": {"include_usage": True}} if include_usage else {}
-    async with env.client() as client:
-        stream = await client.chat.completions.create(model=model, messages=messages(scenario), stream=True, **options)
-        async for _ in stream:
-            pass
-
-
 async def _unary(env: RelayEnv, model: str, scenario: str) -> None:
     async with env.client() as client:
         await client.chat.completions.create(model=model, messages=messages(scenario))
-
-
-async def _leave(env: RelayEnv, model: str, scenario: str, after_lines: int) -> None:
-    """Streams over raw HTTP and walks away after `after_lines` data lines."""
-    body = {"model": model, "stream": True, "messages": messages(scenario)}
-    headers = {"authorization": f"Bearer {env.key}"}
-    async with httpx.AsyncClient(base_url=env.running.base_url) as http:
-        async with http.stream("POST", "/v1/chat/completions", json=body, headers=headers) as reply:
-            seen = 0
-            async for line in reply.aiter_lines():
-                seen += line.startswith("data:")
-                if seen == after_lines:
-                    break
 
 
 async def _leave_before_the_answer(env: RelayEnv, model: str) -> None:
@@ -76,18 +63,13 @@ async def _check(env: RelayEnv, tmp_path: Path, count: int, *, estimated: bool) 
     return row
 
 
-async def _calibrated(env: RelayEnv, model: str) -> None:
-    """One ordinary call with reported usage, from which Tollgate learns the model's token ratios."""
-    await _stream(env, model, "reasoning=0", include_usage=True)
-
-
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("shape", ["unary", "stream", "stream_with_usage"])
 async def test_reported_usage_is_charged_exactly(env: RelayEnv, tmp_path: Path, model: str, shape: str) -> None:
     if shape == "unary":
         await _unary(env, model, "reasoning=0")
     else:
-        await _stream(env, model, "reasoning=0", include_usage=shape == "stream_with_usage")
+        await stream(env, model, "reasoning=0", include_usage=shape == "stream_with_usage")
     await _check(env, tmp_path, 1, estimated=False)
 
 
@@ -100,19 +82,19 @@ async def test_reported_usage_is_charged_exactly(env: RelayEnv, tmp_path: Path, 
 async def test_missing_or_hostile_usage_is_estimated_within_3_percent(
     env: RelayEnv, tmp_path: Path, model: str, scenario: str, shape: str
 ) -> None:
-    await _calibrated(env, model)
+    await calibrate(env, model)
     if shape == "unary":
         await _unary(env, model, scenario)
     else:
-        await _stream(env, model, scenario, include_usage=True)
+        await stream(env, model, scenario, include_usage=True)
     await _check(env, tmp_path, 2, estimated=True)
 
 
 @pytest.mark.parametrize("model", MODELS)
 async def test_cut_stream_is_estimated_within_3_percent(env: RelayEnv, tmp_path: Path, model: str) -> None:
-    await _calibrated(env, model)
+    await calibrate(env, model)
     with pytest.raises(openai.APIError):
-        await _stream(env, model, "cut_after=12")
+        await stream(env, model, "cut_after=12")
     row = await _check(env, tmp_path, 2, estimated=True)
     assert row["status"] == "upstream_error"
 
@@ -121,7 +103,7 @@ async def test_cut_stream_is_estimated_within_3_percent(env: RelayEnv, tmp_path:
 async def test_drained_disconnect_is_charged_the_upstream_usage_exactly(
     env: RelayEnv, tmp_path: Path, model: str
 ) -> None:
-    await _leave(env, model, "chunk_interval_ms=20", after_lines=5)
+    await leave(env, model, "chunk_interval_ms=20", after_lines=5)
     row = await _check(env, tmp_path, 1, estimated=False)
     assert row["status"] == "cancelled"
     assert row["output_tokens"] == 40  # the whole answer the upstream generated, not the 5 chunks relayed
@@ -130,8 +112,8 @@ async def test_drained_disconnect_is_charged_the_upstream_usage_exactly(
 @pytest.mark.parametrize("model", MODELS)
 async def test_undrained_disconnect_is_estimated_within_3_percent(tmp_path: Path, model: str) -> None:
     async with relay_env(tmp_path, environ=NO_DRAINS) as env:
-        await _calibrated(env, model)
-        await _leave(env, model, "chunk_interval_ms=20", after_lines=8)
+        await calibrate(env, model)
+        await leave(env, model, "chunk_interval_ms=20", after_lines=8)
         await env.upstream.wait_idle()
         row = await _check(env, tmp_path, 2, estimated=True)
         assert row["status"] == "cancelled" and 0 < row["output_tokens"] < 40

@@ -76,3 +76,29 @@ def assert_reconciled(row: dict[str, Any], billed: Decimal, hold: int) -> None:
         assert charge == math.ceil(billed), (row, billed)
     else:
         assert abs(Decimal(charge) - billed) <= ESTIMATE_TOLERANCE * billed, (row, billed)
+
+
+async def stream(env: RelayEnv, model: str, scenario: str, *, include_usage: bool = False) -> None:
+    options: Any = {"stream_options": {"include_usage": True}} if include_usage else {}
+    async with env.client() as client:
+        stream = await client.chat.completions.create(model=model, messages=messages(scenario), stream=True, **options)
+        async for _ in stream:
+            pass
+
+
+async def leave(env: RelayEnv, model: str, scenario: str, after_lines: int) -> None:
+    """Streams over raw HTTP and walks away after `after_lines` data lines."""
+    body = {"model": model, "stream": True, "messages": messages(scenario)}
+    headers = {"authorization": f"Bearer {env.key}"}
+    async with httpx.AsyncClient(base_url=env.running.base_url) as http:
+        async with http.stream("POST", "/v1/chat/completions", json=body, headers=headers) as reply:
+            seen = 0
+            async for line in reply.aiter_lines():
+                seen += line.startswith("data:")
+                if seen == after_lines:
+                    break
+
+
+async def calibrate(env: RelayEnv, model: str) -> None:
+    """One ordinary call with reported usage, from which Tollgate learns the model's token ratios."""
+    await stream(env, model, "reasoning=0", include_usage=True)
