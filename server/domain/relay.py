@@ -55,7 +55,9 @@ class Settlement:
     """Ends one call exactly once, whoever asks first, even while the asker is being cancelled.
 
     Gives back what the call held (its channel place, its admission ticket, corrected to the tokens
-    used) and settles its hold.
+    used) and settles its hold. When a stream's client left while its upstream still streams, the
+    upstream is drained first (drains.py): the asker does not wait for that, the settlement does, and
+    the channel place and ticket are held until the drain ends.
     """
 
     def __init__(
