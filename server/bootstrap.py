@@ -228,6 +228,7 @@ class Tollgate:
     async def stop(self, grace: float) -> None:
         """Graceful shutdown: stop accepting, drain in-flight calls within `grace`, close in reverse order."""
         await asyncio.gather(self.http_server.stop(grace), self.grpc_server.stop(grace))
+        await self.domain.relay.drains.stop(grace)  # streams whose client left: final usage, or cut and estimated
         await self.domain.billing.drain(timeout=max(grace, 5.0))  # settlements of cancelled calls finish first
         await self.domain.admission.close()
         background = [self.reaper, self.revocation_listener] if self.revocation_listener else [self.reaper]

@@ -159,6 +159,10 @@ class RelayConfig:
     """Consecutive failures that open a channel's circuit breaker."""
     breaker_open_seconds: float = 30.0
     """How long an open breaker refuses calls before one half-open probe."""
+    disconnect_drain_seconds: float = 30.0
+    """After a client left a stream, how long the upstream is read on for its final usage (0 = never)."""
+    max_disconnect_drains: int = 100
+    """Drains one process runs at once; past it, a left stream is settled from the tokens received."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -126,6 +126,22 @@ def test_usage_without_cache_or_thinking_fields() -> None:
 
 
 @pytest.mark.parametrize(
+    "usage",
+    [
+        None,
+        {"output_tokens": 5},
+        {"input_tokens": -1, "output_tokens": 5},
+        {"input_tokens": "9", "output_tokens": 5},
+        {"input_tokens": 1.5, "output_tokens": 5},
+        {"input_tokens": 1, "output_tokens": 10**15},
+    ],
+)
+def test_missing_or_hostile_usage_is_left_out_for_the_estimate(usage: Any) -> None:
+    answer = from_anthropic_response(_answer(usage=usage), model="m", created=0)
+    assert not answer.HasField("usage")
+
+
+@pytest.mark.parametrize(
     "body",
     [
         {"id": "msg_1", "usage": {"input_tokens": 1, "output_tokens": 1}},
@@ -135,11 +151,6 @@ def test_usage_without_cache_or_thinking_fields() -> None:
         _answer(content=[{"type": "tool_use", "id": "t", "name": "f", "input": "{}"}]),
         _answer(content=[{"type": "tool_use", "name": "f", "input": {}}]),
         _answer(id=None),
-        _answer(usage=None),
-        _answer(usage={"output_tokens": 5}),
-        _answer(usage={"input_tokens": -1, "output_tokens": 5}),
-        _answer(usage={"input_tokens": "9", "output_tokens": 5}),
-        _answer(usage={"input_tokens": 1, "output_tokens": 5, "output_tokens_details": []}),
     ],
 )
 def test_malformed_answers_are_final_upstream_errors(body: dict[str, Any]) -> None:

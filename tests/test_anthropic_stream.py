@@ -236,7 +236,6 @@ def test_an_error_type_is_not_echoed_when_it_is_not_a_plain_name() -> None:
         _json_delta(5, "{}"),
         _event("content_block_delta", index=0, delta={"type": "text_delta", "text": None}),
         _event("message_start", message={"usage": {}}),
-        _message_delta("end_turn", {"output_tokens": -3}),
     ],
 )
 def test_malformed_events_are_final_upstream_errors(event: Event) -> None:

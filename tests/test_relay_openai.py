@@ -200,7 +200,12 @@ async def test_a_unary_answer_past_the_total_deadline_is_a_504(tmp_path: Path) -
     assert caught.value.status_code == 504
 
 
-async def test_client_disconnect_cancels_the_upstream_request(env: RelayEnv) -> None:
+async def test_client_disconnect_cancels_the_upstream_request_when_not_drained(tmp_path: Path) -> None:
+    async with relay_env(tmp_path, environ={"TOLLGATE_RELAY_DISCONNECT_DRAIN_SECONDS": "0"}) as env:
+        await _leave_a_stream(env)
+
+
+async def _leave_a_stream(env: RelayEnv) -> None:
     body = {
         "model": "deepseek-chat",
         "stream": True,

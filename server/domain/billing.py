@@ -4,7 +4,7 @@ The hold is an upper bound of the cost: the prompt estimate with a safety margin
 price, plus the output limit at the output price, for the model and any of its fallbacks. When the
 client sets no output limit, the model's limit is lowered to what the balance can pay, and that limit is
 sent upstream. The charge never exceeds the hold; usage the upstream reports wins over the estimate
-unless it is implausible.
+unless it is implausible, and an estimate is calibrated by the model's reported calls (calibration.py).
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from server.domain.calibration import Calibration
 from server.domain.catalogue import Catalogue, CatalogueModel
 from server.domain.clock import utcnow
 from server.domain.ids import new_id
@@ -64,6 +65,8 @@ class Billing:
         self._site_discount = site_discount
         self._hold_lifetime = hold_lifetime
         self._settling: set[asyncio.Task[int]] = set()
+        self.calibration = Calibration()
+        """Scales estimated usage by what each model's reported usage taught."""
         self._prices: dict[str, Price] = {}
         for model_id in catalogue.ids():
             price = parse_price(model_id, catalogue.get(model_id, None).config)
@@ -104,12 +107,23 @@ class Billing:
         self.open_holds += 1
         return Reservation(hold, output_limit, prices)
 
-    def start_settlement(self, reservation: Reservation, meter: UsageMeter, token: ApiToken) -> asyncio.Task[int]:
-        """Settles in a task of its own, tracked, so a cancelled caller cannot cut a settlement in half."""
-        task = asyncio.create_task(self.settle(reservation, meter, token), name=f"settle {reservation.hold.request_id}")
+    def start_settlement(
+        self, reservation: Reservation, meter: UsageMeter, token: ApiToken, after: Awaitable[None]
+    ) -> asyncio.Task[int]:
+        """Settles, once `after` is done (a drain), in a task of its own, tracked, so a cancelled caller cannot
+        cut a settlement in half."""
+        task = asyncio.create_task(
+            self._settle_after(after, reservation, meter, token), name=f"settle {reservation.hold.request_id}"
+        )
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
         return task
+
+    async def _settle_after(
+        self, after: Awaitable[None], reservation: Reservation, meter: UsageMeter, token: ApiToken
+    ) -> int:
+        await after
+        return await self.settle(reservation, meter, token)
 
     async def drain(self, timeout: float) -> None:
         """Waits for settlements still running (at shutdown, before the store closes)."""
@@ -118,7 +132,7 @@ class Billing:
 
     async def settle(self, reservation: Reservation, meter: UsageMeter, token: ApiToken) -> int:
         """Charges the call once (a second settlement is a no-op) and records its usage row; returns the charge."""
-        usage = meter.usage()
+        usage = self.calibration.usage(meter)
         tokens = TokenCounts.from_usage(usage)
         served = meter.served_model or meter.requested_model
         price = reservation.prices.get(served) or reservation.prices[meter.requested_model]

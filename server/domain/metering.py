@@ -11,7 +11,7 @@ import time
 
 from tollgate.v1 import chat_pb2, relay_pb2
 
-from server.domain.token_count import text_tokens
+from server.domain.token_count import TextSize
 
 
 @dataclasses.dataclass
@@ -25,13 +25,18 @@ class UsageMeter:
     served_model: str = ""
     channel: str = ""
     reported: chat_pb2.Usage | None = None
-    output_text: int = 0
-    """Estimated tokens of the content, reasoning and tool arguments relayed so far."""
+    output_chars: TextSize = dataclasses.field(default_factory=TextSize)
+    """Size of the content, reasoning and tool arguments received so far (counted whole, not per chunk)."""
     status: str = "ok"
     """ok, or the error code the call ended with (cancelled when the client left)."""
     started: float = dataclasses.field(default_factory=time.monotonic)
     first_token_at: float | None = None
     ended: float | None = None
+
+    @property
+    def output_text(self) -> int:
+        """Estimated tokens of the output received so far."""
+        return self.output_chars.tokens()
 
     @property
     def estimated(self) -> bool:
@@ -58,15 +63,15 @@ class UsageMeter:
             self.reported = chunk.usage
         for choice in chunk.choices:
             delta = choice.delta
-            self.output_text += text_tokens(delta.content) + text_tokens(delta.reasoning_content)
-            self.output_text += sum(text_tokens(call.function.arguments) for call in delta.tool_calls)
+            self.output_chars.add(delta.content, delta.reasoning_content)
+            self.output_chars.add(*(call.function.arguments for call in delta.tool_calls))
 
     def saw_answer(self, answer: relay_pb2.CreateChatCompletionResponse) -> None:
         self.first_token_at = time.monotonic()
         if answer.HasField("usage"):
             self.reported = answer.usage
         for choice in answer.choices:
-            self.output_text += text_tokens(choice.message.content) + text_tokens(choice.message.reasoning_content)
+            self.output_chars.add(choice.message.content, choice.message.reasoning_content)
 
     def saw_embeddings(self, prompt_tokens: int) -> None:
         self.first_token_at = time.monotonic()

@@ -22,6 +22,7 @@ from server.domain.admission import Admission, Ticket
 from server.domain.billing import Billing, Reservation
 from server.domain.capacity import ChannelCapacity
 from server.domain.catalogue import Catalogue, CatalogueModel
+from server.domain.drains import Drains, Pump
 from server.domain.metering import UsageMeter
 from server.domain.records import ApiToken
 from server.domain.retry_budget import RetryBudget
@@ -54,28 +55,47 @@ class Settlement:
     """Ends one call exactly once, whoever asks first, even while the asker is being cancelled.
 
     Gives back what the call held (its channel place, its admission ticket, corrected to the tokens
-    used) and settles its hold.
+    used) and settles its hold. When a stream's client left while its upstream still streams, the
+    upstream is drained first (drains.py): the asker does not wait for that, the settlement does, and
+    the channel place and ticket are held until the drain ends.
     """
 
-    def __init__(self, start: Callable[[], asyncio.Task[int]], ticket: Ticket, meter: UsageMeter) -> None:
+    def __init__(
+        self, start: Callable[[Awaitable[None]], asyncio.Task[int]], ticket: Ticket, meter: UsageMeter
+    ) -> None:
         self._start = start
         self._ticket = ticket
         self._meter = meter
         self._place: ChannelCapacity | None = None
+        self._pump: tuple[Pump, Drains] | None = None
+        self._drain: asyncio.Task[None] | None = None
         self._task: asyncio.Task[int] | None = None
 
     def keep_place(self, capacity: ChannelCapacity) -> None:
         """The call holds a place on this channel until it ends (a stream)."""
         self._place = capacity
 
+    def watch(self, pump: Pump, drains: Drains) -> None:
+        """A stream's upstream reader: if it still runs when the call ends, the client left and it drains."""
+        self._pump = (pump, drains)
+
     async def __call__(self) -> None:
         if self._task is None:
-            if self._place is not None:
-                self._place.release()
-            usage = self._meter.usage()
-            self._ticket.finish(usage.prompt_tokens + usage.completion_tokens)
-            self._task = self._start()
-        await asyncio.shield(self._task)
+            if self._pump is not None and not self._pump[0].task.done():
+                pump, drains = self._pump
+                self._drain = drains.adopt(pump)
+            self._task = self._start(self._ended())
+        if self._drain is None or self._drain.done():
+            await asyncio.shield(self._task)
+
+    async def _ended(self) -> None:
+        """Waits for a drain, then gives back the channel place and the admission ticket."""
+        if self._drain is not None:
+            await asyncio.wait([self._drain])
+        if self._place is not None:
+            self._place.release()
+        usage = self._meter.usage()
+        self._ticket.finish(usage.prompt_tokens + usage.completion_tokens)
 
 
 @dataclasses.dataclass
@@ -112,6 +132,7 @@ class Relay:
         self._admission = admission
         self._budget = budget or RetryBudget(config.retry_budget_ratio)
         self._sleep = sleep
+        self.drains = Drains(config.disconnect_drain_seconds, config.max_disconnect_drains)
 
     async def complete(
         self, token: ApiToken, params: chat_pb2.ChatCompletionParams, request_id: str, meter: UsageMeter
@@ -177,7 +198,10 @@ class Relay:
         (first, rest), served = await self._failover(model, account_id, attempt, keep_place=settle.keep_place)
         meter.served_model, meter.channel = served.model, served.channel
         include_usage = params.stream_options.include_usage
-        return ChatStream(_relabelled(first, rest, served.model, include_usage, meter, settle), served, settle)
+        meter.saw_chunk(first)
+        pump = Pump(rest, meter)
+        settle.watch(pump, self.drains)
+        return ChatStream(_relabelled(first, pump, served.model, include_usage, meter, settle), served, settle)
 
     async def embed(
         self, token: ApiToken, request: relay_pb2.CreateEmbeddingRequest, request_id: str, meter: UsageMeter
@@ -215,7 +239,9 @@ class Relay:
         except BaseException:
             ticket.finish(0)
             raise
-        return reservation, Settlement(lambda: self._billing.start_settlement(reservation, meter, token), ticket, meter)
+        return reservation, Settlement(
+            lambda ended: self._billing.start_settlement(reservation, meter, token, after=ended), ticket, meter
+        )
 
     def _chat_model(self, token: ApiToken, params: chat_pb2.ChatCompletionParams) -> CatalogueModel:
         model = self._catalogue.get(params.model, token)
@@ -363,7 +389,7 @@ def _has_images(params: chat_pb2.ChatCompletionParams) -> bool:
 
 async def _relabelled(
     first: relay_pb2.StreamChatCompletionResponse,
-    rest: AsyncIterator[relay_pb2.StreamChatCompletionResponse],
+    pump: Pump,
     model: str,
     include_usage: bool,
     meter: UsageMeter,
@@ -371,18 +397,19 @@ async def _relabelled(
 ) -> AsyncGenerator[relay_pb2.StreamChatCompletionResponse, None]:
     """The chunks with the served model's public id; the usage chunk only if the client asked for it.
 
-    However the stream ends, the meter records it and the call is settled.
+    However the stream ends, the meter records it and the call is settled (after a drain if the client left).
     """
+    rest = pump.chunks()
     try:
         with _metered(meter):
             chunk: relay_pb2.StreamChatCompletionResponse | None = first
             while chunk is not None:
-                meter.saw_chunk(chunk)
                 if include_usage or chunk.choices or not chunk.HasField("usage"):
                     chunk.model = model
                     yield chunk
                 chunk = await anext(rest, None)
     finally:
+        await rest.aclose()
         await settle()
 
 

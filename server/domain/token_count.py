@@ -2,11 +2,13 @@
 
 The rule: a quarter token per ASCII character, one token per other character (CJK text is about a
 token per character), four tokens of overhead per message, a flat count per image. It is a rough
-estimate, close for English and Chinese prose; billing uses it only when an upstream reports no usage.
+estimate, close for English and Chinese prose; billing uses it only when an upstream reports no usable
+usage, and then scaled by what the served model's reported calls taught (calibration.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from google.protobuf import json_format
@@ -23,6 +25,24 @@ def text_tokens(text: str) -> int:
         return 0
     ascii_chars = len(text.encode("ascii", "ignore"))
     return (ascii_chars + 3) // 4 + (len(text) - ascii_chars)
+
+
+@dataclasses.dataclass
+class TextSize:
+    """Characters of a text that arrives in pieces, so that it is estimated whole (no rounding per piece)."""
+
+    ascii: int = 0
+    other: int = 0
+
+    def add(self, *texts: str) -> None:
+        for text in texts:
+            if text:
+                ascii_chars = len(text.encode("ascii", "ignore"))
+                self.ascii += ascii_chars
+                self.other += len(text) - ascii_chars
+
+    def tokens(self) -> int:
+        return (self.ascii + 3) // 4 + self.other
 
 
 def prompt_tokens(params: chat_pb2.ChatCompletionParams) -> int:

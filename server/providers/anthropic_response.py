@@ -31,13 +31,18 @@ def finish_reason(stop_reason: object) -> str:
 
 
 def usage_counts(usage: Mapping[str, Any]) -> dict[str, int]:
-    """The counters an Anthropic usage object reports; absent or null ones are left out."""
-    counts = {key: _count(usage.get(key), key) for key in COUNTERS if usage.get(key) is not None}
+    """The counters an Anthropic usage object reports; absent or null ones are left out.
+
+    Hostile usage (a counter that is negative, absurd or not an integer) is ignored whole: no counter
+    of it is believed, and billing falls back to its estimate.
+    """
     details = usage.get("output_tokens_details")
-    if details is not None and not isinstance(details, dict):
-        raise malformed("output_tokens_details is not an object")
-    if details and details.get(THINKING) is not None:
-        counts[THINKING] = _count(details[THINKING], THINKING)
+    values = {key: usage.get(key) for key in COUNTERS}
+    if isinstance(details, dict):
+        values[THINKING] = details.get(THINKING)
+    counts = {key: value for key, value in values.items() if value is not None}
+    if not all(_is_count(value) for value in counts.values()):
+        return {}
     return counts
 
 
@@ -78,9 +83,8 @@ def from_anthropic_response(
     if not isinstance(body, dict) or not isinstance(body.get("content"), list):
         raise malformed("no content list")
     usage = body.get("usage")
-    if not isinstance(usage, dict) or "input_tokens" not in usage or "output_tokens" not in usage:
-        raise malformed("no usage")
-    return relay_pb2.CreateChatCompletionResponse(
+    counts = usage_counts(usage) if isinstance(usage, dict) else {}
+    answer = relay_pb2.CreateChatCompletionResponse(
         id=text_field(body, "id"),
         object="chat.completion",
         created=created,
@@ -90,8 +94,10 @@ def from_anthropic_response(
                 index=0, message=_message(body["content"]), finish_reason=finish_reason(body.get("stop_reason"))
             )
         ],
-        usage=usage_from_counts(usage_counts(usage)),
     )
+    if "input_tokens" in counts and "output_tokens" in counts:  # else no usage: the relay estimates it
+        answer.usage.CopyFrom(usage_from_counts(counts))
+    return answer
 
 
 def _message(content: list[Any]) -> chat_pb2.ChatMessage:
@@ -129,7 +135,5 @@ def _tool_call(block: Mapping[str, Any]) -> chat_pb2.ToolCall:
     )
 
 
-def _count(value: object, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _MAX_COUNT:
-        raise malformed(f"usage {key} is not a token count")
-    return value
+def _is_count(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and 0 <= value < _MAX_COUNT

@@ -114,10 +114,8 @@ class AnthropicStreamTranslator:
         return [*self._opening(), self._chunk(usage=self.usage)]
 
     def _record(self, usage: object) -> None:
-        if usage is None:
-            return
         if not isinstance(usage, dict):
-            raise malformed("usage is not an object")
+            return  # absent or hostile: the usage stays what earlier events said, and billing may estimate
         for key, value in usage_counts(usage).items():
             self._counts[key] = max(self._counts.get(key, 0), value)
 

@@ -16,7 +16,7 @@ Answers (deterministic):
   block with a signature), OpenAI `reasoning_effort` other than none (hidden; only billed as reasoning_tokens).
 - `max_completion_tokens` / `max_tokens` caps reasoning + answer pieces: finish_reason length / stop_reason max_tokens.
 
-Token counts:
+Token counts (tokenizer.py; `POST /_fake/tokenize {"text": ...}` counts one message):
 - prompt = (characters of all message text) // 4 + number of messages. Text = string contents, `text` parts /
   blocks and tool_result contents; an Anthropic top-level `system` counts as a message; images, tool definitions
   and tool-call arguments count nothing.
@@ -38,6 +38,7 @@ Unknown settings are answered 400 so typos show.
 Bill: a request is billed once its answer starts (after first_byte_ms): the whole prompt, and the output pieces
 generated until it completed, was cut, hit its in-band error or the client disconnected (an Anthropic stream
 bills at least the 1 output token its message_start reported). HTTP errors and hangs bill nothing.
+`GET /_fake/bill/<key>` answers the bill entries of one request key (Tollgate's request id) as JSON.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import Any
 
 from tests.support.fake_upstream.ledger import Tokens
 from tests.support.fake_upstream.scenario import Scenario
+from tests.support.fake_upstream.tokenizer import prompt_tokens
 
 TOOL_TRIGGER = "call a tool"
 _REASONING_WORDS = ("Let", "me", "think", "about", "this.")
@@ -41,7 +42,7 @@ class Prompt:
 
     @property
     def tokens(self) -> int:
-        return self.chars // 4 + self.messages
+        return prompt_tokens(self.chars, self.messages)
 
     @property
     def wants_tool(self) -> bool:

@@ -22,6 +22,7 @@ from tests.support.fake_upstream.exchange import EVENT_STREAM, JSON, Exchange, S
 from tests.support.fake_upstream.ledger import BillEntry, Ledger, Prices, RecordedRequest, Tokens, redact
 from tests.support.fake_upstream.openai_chat import OpenAIChat, openai_error
 from tests.support.fake_upstream.scenario import Scenario, ScenarioError, resolve
+from tests.support.fake_upstream.tokenizer import text_tokens
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +136,7 @@ class FakeUpstream:
         path: str = scope["path"]
         wire = self._routes.get(path)
         if path.startswith("/_fake/"):
-            await self._admin(scope["method"], path, exchange)
+            await self._admin(scope["method"], path, receive, exchange)
             return False
         if wire is None or scope["method"] != "POST":
             await exchange.respond(404, openai_error(404, f"Unknown request URL: {scope['method']} {path}"))
@@ -218,11 +219,17 @@ class FakeUpstream:
             return
         await wire.answer(call)
 
-    async def _admin(self, method: str, path: str, exchange: Exchange) -> None:
+    async def _admin(self, method: str, path: str, receive: Receive, exchange: Exchange) -> None:
         if method == "POST" and path == "/_fake/reset":
             self.reset()
             await exchange.respond(200, b"{}")
         elif path == "/_fake/stats":
             await exchange.respond(200, dumps(self.stats()))
+        elif method == "GET" and path.startswith("/_fake/bill/"):
+            entries = self.ledger.for_key(path.removeprefix("/_fake/bill/"))
+            await exchange.respond(200, dumps({"entries": [dataclasses.asdict(entry) for entry in entries]}))
+        elif method == "POST" and path == "/_fake/tokenize":
+            text = json.loads(await read_body(receive) or b"{}").get("text", "")
+            await exchange.respond(200, dumps({"tokens": text_tokens(text)}))
         else:
             await exchange.respond(404, openai_error(404, f"Unknown request URL: {method} {path}"))
