@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -159,7 +159,14 @@ class HttpUpstream:
         self._headers = headers
         self._error_from = error_from
 
-    async def post_json(self, url: str, body: dict[str, Any], deadlines: Deadlines, request_id: str) -> dict[str, Any]:
+    async def post_json(
+        self,
+        url: str,
+        body: dict[str, Any],
+        deadlines: Deadlines,
+        request_id: str,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         """The JSON object an upstream answers, within the unary deadline."""
         with transport_errors(self.name):
             async with (
@@ -167,7 +174,7 @@ class HttpUpstream:
                 self._client.post(
                     url,
                     data=json.dumps(body).encode(),
-                    headers=self._headers_for(request_id),
+                    headers=self._headers_for(request_id, extra_headers),
                     timeout=request_timeout(deadlines.connect, deadlines.first_byte),
                     allow_redirects=False,  # an upstream that redirects must not take the key elsewhere
                 ) as response,
@@ -186,6 +193,7 @@ class HttpUpstream:
         deadlines: Deadlines,
         request_id: str,
         is_last: Callable[[str, str], bool],
+        extra_headers: Mapping[str, str] | None = None,
     ) -> AsyncGenerator[tuple[str, str], None]:
         """The (event, data) pairs of a streamed answer, each within its first-byte or idle deadline.
 
@@ -197,7 +205,7 @@ class HttpUpstream:
                 response = await self._client.post(
                     url,
                     data=json.dumps(body).encode(),
-                    headers=self._headers_for(request_id),
+                    headers=self._headers_for(request_id, extra_headers),
                     timeout=request_timeout(deadlines.connect, deadlines.first_byte),
                     allow_redirects=False,
                 )
@@ -223,9 +231,9 @@ class HttpUpstream:
             finally:
                 response.release()  # back to the pool when read to the end, else closed
 
-    def _headers_for(self, request_id: str) -> dict[str, str]:
+    def _headers_for(self, request_id: str, extra: Mapping[str, str] | None) -> dict[str, str]:
         """The channel's auth headers, JSON, and Tollgate's request id so both sides can find one call."""
-        headers = {**self._headers, "content-type": "application/json"}
+        headers = {**(extra or {}), **self._headers, "content-type": "application/json"}
         if request_id:
             headers["x-request-id"] = request_id
         return headers
