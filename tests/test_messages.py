@@ -191,3 +191,41 @@ async def test_errors_reach_the_sdk_as_its_exception_classes(env: RelayEnv) -> N
             async with client.messages.stream(model="claude-haiku-4-5", max_tokens=50, messages=cut) as stream:
                 async for _ in stream:
                     pass
+
+
+async def test_quota_permission_and_request_errors(env: RelayEnv) -> None:
+    hello: Any = [{"role": "user", "content": "hi"}]
+    _, capped = await env.running.create_token(env.session, spend_cap_usd="0.0001")
+    async with claude(env, key=capped) as client:
+        with pytest.raises(anthropic.PaymentRequiredError) as broke:
+            await client.messages.create(model="claude-haiku-4-5", max_tokens=4_000, messages=hello)
+    broke_body: Any = broke.value.body
+    assert broke_body["error"]["type"] == "billing_error"
+    _, narrow = await env.running.create_token(env.session, allowed_models=["deepseek-chat"])
+    async with claude(env, key=narrow) as client:
+        with pytest.raises(anthropic.PermissionDeniedError):
+            await client.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=hello)
+    async with claude(env) as client:
+        with pytest.raises(anthropic.BadRequestError, match="context window"):
+            huge: Any = [{"role": "user", "content": "word " * 60_000}]
+            await client.messages.create(model="deepseek-chat", max_tokens=8_000, messages=huge)
+    unversioned = await env.running.http.post(
+        "/v1/messages",
+        json={"model": "claude-haiku-4-5", "max_tokens": 10, "messages": hello},
+        headers={"x-api-key": env.key},
+    )
+    assert unversioned.status_code == 400
+    assert unversioned.json()["error"]["type"] == "invalid_request_error"
+    assert env.upstream.requests_to("/v1/messages") == []
+
+
+async def test_rate_limit_is_a_429(tmp_path: Path) -> None:
+    limits = "\n[limits]\naccount_requests_per_minute = 1\n"
+    async with relay_env(tmp_path, extra_config=limits) as env, claude(env) as client:
+        hello: Any = [{"role": "user", "content": "hi"}]
+        await client.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=hello)
+        with pytest.raises(anthropic.RateLimitError) as limited:
+            await client.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=hello)
+    limited_body: Any = limited.value.body
+    assert limited_body["error"]["type"] == "rate_limit_error"
+    assert limited.value.response.headers.get("retry-after")

@@ -23,7 +23,7 @@ from server.domain.records import ApiToken
 from server.domain.relay import Relay, Settlement, metered
 from server.domain.routing import Channel
 from server.domain.token_count import text_tokens
-from server.errors import InvalidArgumentError, UpstreamError
+from server.errors import ContextLengthExceededError, InvalidArgumentError, UpstreamError
 from server.providers.anthropic_response import from_anthropic_response
 from server.providers.anthropic_stream import AnthropicStreamTranslator
 from server.providers.base import ChatCall, MessageCall, NativeMessages
@@ -74,15 +74,16 @@ class Messages:
 
     def count_tokens(self, token: ApiToken, body: Mapping[str, Any]) -> int:
         """The input estimate of a request to a model the token may use; no call, no charge."""
-        self._model(token, body, need_output=False)
-        return input_estimate(body)
+        prompt = input_estimate(body)
+        self._model(token, body, prompt, need_output=False)
+        return prompt
 
     async def create(
         self, token: ApiToken, body: Mapping[str, Any], beta: str, request_id: str, meter: UsageMeter
     ) -> dict[str, Any]:
         """The whole `message`, paid for by a hold and settled once."""
         with metered(meter):
-            model = self._model(token, body, need_output=True)
+            model = self._model(token, body, meter.prompt_estimate, need_output=True)
             reservation, settle = await self._relay.admit(token, model, meter, body["max_tokens"], request_id)
         try:
             with metered(meter):
@@ -114,7 +115,7 @@ class Messages:
     ) -> MessageStream:
         """Opens a stream once its first event is in, so failures before it can still fail over."""
         with metered(meter):
-            model = self._model(token, body, need_output=True)
+            model = self._model(token, body, meter.prompt_estimate, need_output=True)
             reservation, settle = await self._relay.admit(token, model, meter, body["max_tokens"], request_id)
         try:
             with metered(meter, until_success=False):
@@ -145,16 +146,37 @@ class Messages:
             await settle()
             raise
 
-    def _model(self, token: ApiToken, body: Mapping[str, Any], *, need_output: bool) -> CatalogueModel:
+    def _model(self, token: ApiToken, body: Mapping[str, Any], prompt: int, *, need_output: bool) -> CatalogueModel:
         model = self._relay.catalogue.get(str(body.get("model", "")), token)
         if model.config.kind != "chat":
             raise InvalidArgumentError(f"{model.id} is not a chat model", param="model")
         if not isinstance(body.get("messages"), list) or not body["messages"]:
             raise InvalidArgumentError("messages: a non-empty list is required", param="messages")
-        max_tokens = body.get("max_tokens")
-        if need_output and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
-            raise InvalidArgumentError("max_tokens: a positive integer is required", param="max_tokens")
+        output = 1
+        if need_output:
+            max_tokens = body.get("max_tokens")
+            if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+                raise InvalidArgumentError("max_tokens: a positive integer is required", param="max_tokens")
+            output = max_tokens
+        if not model.config.vision and _has_images(body["messages"]):
+            raise InvalidArgumentError(f"{model.id} does not accept images", param="messages")
+        window = model.config.context_window
+        needed = prompt + output
+        if window and needed > window:
+            raise ContextLengthExceededError(
+                f"this request needs about {needed} tokens but {model.id} has a context window of {window}",
+                param="messages",
+            )
         return model
+
+
+def _has_images(messages: list[Any]) -> bool:
+    return any(
+        isinstance(block, dict) and block.get("type") == "image"
+        for message in messages
+        if isinstance(message, dict) and isinstance(message.get("content"), list)
+        for block in message["content"]
+    )
 
 
 async def _native_events(events: AsyncIterator[Event], meter: UsageMeter) -> AsyncGenerator[Event]:
