@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
@@ -15,6 +16,8 @@ from server.errors import TollgateError, UpstreamError, UpstreamTimeoutError
 from server.providers.base import Deadlines
 
 UpstreamClient = aiohttp.ClientSession
+LARGE_BODY_BYTES = 1024 * 1024
+"""aiohttp's threshold (TOO_LARGE_BYTES_BODY) above which raw bytes bodies warn."""
 """The process's one upstream HTTP client (aiohttp: its C parser costs a fraction of httpx's pure-Python stack)."""
 
 
@@ -70,6 +73,12 @@ def retry_after(response: aiohttp.ClientResponse) -> float | None:
         if seconds >= 0:
             return seconds
     return None
+
+
+def _payload(body: dict[str, Any]) -> bytes | io.BytesIO:
+    """The JSON request body; a large one (images, documents) as a stream, which aiohttp sends without a warning."""
+    encoded = json.dumps(body).encode()
+    return encoded if len(encoded) <= LARGE_BODY_BYTES else io.BytesIO(encoded)
 
 
 def json_body(body: bytes) -> Any:
@@ -173,7 +182,7 @@ class HttpUpstream:
                 asyncio.timeout(deadlines.total),
                 self._client.post(
                     url,
-                    data=json.dumps(body).encode(),
+                    data=_payload(body),
                     headers=self._headers_for(request_id, extra_headers),
                     timeout=request_timeout(deadlines.connect, deadlines.first_byte),
                     allow_redirects=False,  # an upstream that redirects must not take the key elsewhere
@@ -204,7 +213,7 @@ class HttpUpstream:
             async with asyncio.timeout(deadlines.first_byte + deadlines.connect):
                 response = await self._client.post(
                     url,
-                    data=json.dumps(body).encode(),
+                    data=_payload(body),
                     headers=self._headers_for(request_id, extra_headers),
                     timeout=request_timeout(deadlines.connect, deadlines.first_byte),
                     allow_redirects=False,
