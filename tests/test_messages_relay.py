@@ -90,3 +90,23 @@ async def test_an_upstream_error_mid_stream_is_an_error_event(env: RelayEnv) -> 
     assert '"type":"error"' in events[-1][1] and "message_stop" not in reply.text
     (row,) = await _rows(env)
     assert row["status"] != "ok"
+
+
+async def test_thinking_streams_from_both_kinds_of_channel(env: RelayEnv) -> None:
+    question: Any = [{"role": "user", "content": "think first"}]
+    thinking: Any = {"type": "enabled", "budget_tokens": 1024}
+    async with anthropic.AsyncAnthropic(base_url=env.running.base_url, api_key=env.key, max_retries=0) as client:
+        async with client.messages.stream(
+            model="claude-sonnet-4-6", max_tokens=2048, messages=question, thinking=thinking
+        ) as stream:
+            claude = await stream.get_final_message()
+        async with client.messages.stream(model="deepseek-reasoner", max_tokens=2048, messages=question) as stream:
+            seek = await stream.get_final_message()
+    assert env.upstream.requests_to("/v1/messages")[-1].body["thinking"] == thinking
+    assert claude.content[0].type == "thinking" and claude.content[0].signature
+    assert claude.content[1].type == "text"
+    assert seek.content[0].type == "thinking" and seek.content[0].thinking
+    assert seek.content[1].type == "text" and seek.content[1].text.startswith("Echo")
+    rows = (await env.running.http.get("/api/v1/logs", headers=env.session)).json()["logs"]
+    bills = env.upstream.bill[-2:]
+    assert sorted(row["output_tokens"] for row in rows) == sorted(bill.tokens.output for bill in bills)
