@@ -88,7 +88,7 @@ class ChunkEvents:
         self._model = model
         self._started = False
         self._block: tuple[str, int] | None = None
-        """The open block's kind (thinking, text, or tool_use with its tool call index) …"""
+        """The open block: thinking, text or tool_use, with the tool call index (0 for the others)."""
         self._index = -1
         self._stop_reason = "end_turn"
         self._usage = chat_pb2.Usage()
