@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from tollgate.v1 import account_pb2, billing_pb2, relay_pb2, token_pb2
 
+from gateway.anthropic.routes import AnthropicRoutes
 from gateway.body import DEFAULT_BODY_LIMITS, BodyLimits
 from gateway.console import Console
 from gateway.logs_csv import LogsExport
@@ -47,10 +48,13 @@ def create_gateway_app(
 ) -> Starlette:
     """The REST/SSE edge in front of the gRPC server reached through `channel` (and its metrics, in-process)."""
     openai = OpenAIRoutes(channel, body_limits=body_limits)
-    # The OpenAI codecs answer these two bindings; the generic transcoder serves every other route.
+    anthropic = AnthropicRoutes(channel, body_limits=body_limits)
+    # The OpenAI and Anthropic codecs answer these bindings; the generic transcoder serves every other route.
     openai_routes = [
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
+        Route("/v1/messages", anthropic.messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", anthropic.count_tokens, methods=["POST"]),
     ]
     console_routes = [
         Route("/api/v1/logs:export", LogsExport(channel, request_timeout=request_timeout).serve, methods=["GET"]),

@@ -30,7 +30,7 @@ from server.domain.routing import Channel, Router
 from server.domain.sessions import Sessions
 from server.domain.token_cache import TokenCache
 from server.domain.tokens import Tokens
-from server.grpc_server import GrpcServer, start_grpc_server
+from server.grpc_server import MESSAGE_SIZE_OPTIONS, GrpcServer, start_grpc_server
 from server.limits.base import Limiter
 from server.limits.fallback import FallbackLimiter
 from server.limits.memory import MemoryLimiter
@@ -261,7 +261,7 @@ async def start(config: Config) -> Tollgate:
         await store.close()
         raise
     grpc_host, _ = split_host_port(config.grpc.listen)
-    channel = grpc.aio.insecure_channel(f"{_loopback(grpc_host)}:{grpc_server.port}")
+    channel = grpc.aio.insecure_channel(f"{_loopback(grpc_host)}:{grpc_server.port}", options=MESSAGE_SIZE_OPTIONS)
     http_host, http_port = split_host_port(config.http.listen)
     try:
         body_limits = BodyLimits(config.http.max_body_bytes, config.http.body_timeout_seconds)

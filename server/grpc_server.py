@@ -14,6 +14,13 @@ from server.auth import Authenticator
 from server.interceptors import EdgeInterceptor
 from server.services import Servicers
 
+# Larger than the gateway's 8 MiB body cap (plus its protobuf framing): images and documents fit end to end.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MESSAGE_SIZE_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+]
+
 
 @dataclasses.dataclass
 class GrpcServer:
@@ -37,7 +44,9 @@ async def start_grpc_server(
     on_finished: Callable[[str, str, float], None] = lambda method, code, seconds: None,
 ) -> GrpcServer:
     """Registers everything, binds `listen` (port 0 picks one) and starts serving."""
-    server = grpc.aio.server(interceptors=[EdgeInterceptor(access, authenticator, on_finished)])
+    server = grpc.aio.server(
+        interceptors=[EdgeInterceptor(access, authenticator, on_finished)], options=MESSAGE_SIZE_OPTIONS
+    )
     service_names = servicers.register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -39,7 +39,11 @@ async def credentials(running: Running) -> dict[Role, str | None]:
 BODIES = {
     "/v1/chat/completions": {"model": "deepseek-chat", "messages": [{"role": "user", "content": "hi"}]},
     "/v1/embeddings": {"model": "text-embedding-3-small", "input": "hi"},
+    "/v1/messages": {"model": "deepseek-chat", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+    "/v1/messages/count_tokens": {"model": "deepseek-chat", "messages": [{"role": "user", "content": "hi"}]},
 }
+# Anthropic's error shape has a type but no code: these types are what a refused credential becomes.
+ANTHROPIC_DENIALS = {"authentication_error": "invalid_api_key", "permission_error": "wrong_credential_kind"}
 
 
 def _path(route: Route) -> str:
@@ -48,6 +52,8 @@ def _path(route: Route) -> str:
 
 def _rest_reason(reply: Any) -> str:
     body = reply.json()
+    if body.get("type") == "error":
+        return ANTHROPIC_DENIALS.get(body["error"]["type"], "")
     if "error" in body:
         return str(body["error"].get("code") or "")
     details = body.get("details") or [{}]
@@ -65,6 +71,7 @@ async def test_rest_routes_admit_exactly_the_roles_in_the_table(
 ) -> None:
     credential = credentials[role]
     headers = {"authorization": credential} if credential else {}
+    headers["anthropic-version"] = "2023-06-01"  # the Anthropic routes require it before judging the key
     for route in ROUTES:
         body: Any = None if route.http_method in ("GET", "DELETE") else BODIES.get(_path(route), {})
         reply = await running.http.request(route.http_method, _path(route), json=body, headers=headers)

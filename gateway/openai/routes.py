@@ -116,7 +116,7 @@ class OpenAIRoutes:
             raise _invalid("the body is not valid JSON") from None
         if not isinstance(body, dict):
             raise _invalid("the body must be a JSON object")
-        if _depth(body) > MAX_JSON_DEPTH:
+        if json_depth(body) > MAX_JSON_DEPTH:
             raise _invalid(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
         return options, body
 
@@ -166,7 +166,7 @@ def _decode(decoder: Callable[[dict[str, Any]], _M], body: dict[str, Any]) -> _M
         raise _invalid(str(exc), exc.param) from exc
 
 
-def _depth(value: Any, limit: int = MAX_JSON_DEPTH + 1) -> int:
+def json_depth(value: Any, limit: int = MAX_JSON_DEPTH + 1) -> int:
     """Nesting depth of parsed JSON, counted up to `limit`."""
     deepest = 0
     stack: list[tuple[Any, int]] = [(value, 1)]

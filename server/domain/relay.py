@@ -138,17 +138,17 @@ class Relay:
         self, token: ApiToken, params: chat_pb2.ChatCompletionParams, request_id: str, meter: UsageMeter
     ) -> relay_pb2.CreateChatCompletionResponse:
         """A whole answer, paid for by a hold and settled once; `meter` learns how the call went."""
-        with _metered(meter):
+        with metered(meter):
             model = self._chat_model(token, params)
-            reservation, settle = await self._admit(token, model, meter, _requested_output(params), request_id)
+            reservation, settle = await self.admit(token, model, meter, _requested_output(params), request_id)
         try:
-            with _metered(meter):
+            with metered(meter):
 
                 async def attempt(channel: Channel, served: CatalogueModel) -> relay_pb2.CreateChatCompletionResponse:
                     call = self._call(channel, served, params, request_id, reservation.output_limit)
                     return await channel.provider.complete(call)
 
-                answer, served = await self._failover(model, token.account_id, attempt)
+                answer, served = await self.failover(model, token.account_id, attempt)
                 answer.model = served.model
                 meter.served_model, meter.channel = served.model, served.channel
                 meter.saw_answer(answer)
@@ -164,11 +164,11 @@ class Relay:
         The meter watches every chunk and learns how the stream ended, including a client that left;
         the call is settled when the stream ends, however it ends.
         """
-        with _metered(meter):
+        with metered(meter):
             model = self._chat_model(token, params)
-            reservation, settle = await self._admit(token, model, meter, _requested_output(params), request_id)
+            reservation, settle = await self.admit(token, model, meter, _requested_output(params), request_id)
         try:
-            with _metered(meter, until_success=False):
+            with metered(meter, until_success=False):
                 return await self._open_stream(
                     model, token.account_id, params, request_id, meter, reservation.output_limit, settle
                 )
@@ -195,7 +195,7 @@ class Relay:
             except StopAsyncIteration:
                 raise UpstreamError(f"channel {channel.name} sent an empty stream", retryable=True) from None
 
-        (first, rest), served = await self._failover(model, account_id, attempt, keep_place=settle.keep_place)
+        (first, rest), served = await self.failover(model, account_id, attempt, keep_place=settle.keep_place)
         meter.served_model, meter.channel = served.model, served.channel
         include_usage = params.stream_options.include_usage
         meter.saw_chunk(first)
@@ -207,21 +207,21 @@ class Relay:
         self, token: ApiToken, request: relay_pb2.CreateEmbeddingRequest, request_id: str, meter: UsageMeter
     ) -> relay_pb2.CreateEmbeddingResponse:
         """Embeddings, paid for like chat: a hold on the input estimate, settled from the reported usage."""
-        with _metered(meter):
+        with metered(meter):
             model = self._catalogue.get(request.model, token)
             if model.config.kind != "embedding":
                 raise InvalidArgumentError(f"{model.id} is not an embedding model", param="model")
-            _, settle = await self._admit(token, model, meter, 0, request_id)
+            _, settle = await self.admit(token, model, meter, 0, request_id)
         try:
-            with _metered(meter):
+            with metered(meter):
 
                 async def attempt(channel: Channel, served: CatalogueModel) -> relay_pb2.CreateEmbeddingResponse:
                     upstream = relay_pb2.CreateEmbeddingRequest()
                     upstream.CopyFrom(request)
                     upstream.model = channel.upstream_model(served.id)
-                    return await channel.provider.embed(upstream, self._deadlines(served))
+                    return await channel.provider.embed(upstream, self.deadlines(served))
 
-                answer, served = await self._failover(model, token.account_id, attempt)
+                answer, served = await self.failover(model, token.account_id, attempt)
                 answer.model = served.model
                 meter.served_model, meter.channel = served.model, served.channel
                 meter.saw_embeddings(answer.usage.prompt_tokens)
@@ -229,7 +229,11 @@ class Relay:
         finally:
             await settle()
 
-    async def _admit(
+    @property
+    def catalogue(self) -> Catalogue:
+        return self._catalogue
+
+    async def admit(
         self, token: ApiToken, model: CatalogueModel, meter: UsageMeter, requested_output: int, request_id: str
     ) -> tuple[Reservation, Settlement]:
         """Admission first (limits), then the hold; a refused hold gives the admission back."""
@@ -273,9 +277,9 @@ class Relay:
         upstream.model = channel.upstream_model(model.id)
         if not _requested_output(params):
             upstream.max_tokens = output_limit  # the hold pays for this much output and no more
-        return ChatCall(upstream, self._deadlines(model), request_id, output_limit=output_limit)
+        return ChatCall(upstream, self.deadlines(model), request_id, output_limit=output_limit)
 
-    def _deadlines(self, model: CatalogueModel) -> Deadlines:
+    def deadlines(self, model: CatalogueModel) -> Deadlines:
         config = self._config
         if model.config.reasoning:
             first, idle, total = (
@@ -291,7 +295,7 @@ class Relay:
             )
         return Deadlines(config.connect_timeout_seconds, first, idle, total, config.stream_max_seconds)
 
-    async def _failover(
+    async def failover(
         self,
         model: CatalogueModel,
         account_id: str,
@@ -401,7 +405,7 @@ async def _relabelled(
     """
     rest = pump.chunks()
     try:
-        with _metered(meter):
+        with metered(meter):
             chunk: relay_pb2.StreamChatCompletionResponse | None = first
             while chunk is not None:
                 if include_usage or chunk.choices or not chunk.HasField("usage"):
@@ -414,7 +418,7 @@ async def _relabelled(
 
 
 @contextlib.contextmanager
-def _metered(meter: UsageMeter, *, until_success: bool = True) -> Iterator[None]:
+def metered(meter: UsageMeter, *, until_success: bool = True) -> Iterator[None]:
     """Records on the meter how the block ended: ok (unless `until_success` is False), an error code, cancelled."""
     try:
         yield

@@ -16,7 +16,7 @@ from server.providers.anthropic_errors import error_from_anthropic
 from server.providers.anthropic_request import to_anthropic_request
 from server.providers.anthropic_response import from_anthropic_response
 from server.providers.anthropic_stream import AnthropicStreamTranslator
-from server.providers.base import ChatCall, Deadlines
+from server.providers.base import ChatCall, Deadlines, MessageCall
 from server.providers.http import HttpUpstream, UpstreamClient
 
 # The version Tollgate speaks upstream, whatever its clients send (PROVIDERS.md §3.1).
@@ -42,21 +42,36 @@ class AnthropicProvider:
         events = self._http.stream_events(self._url, body, call.deadlines, call.request_id, _is_message_stop)
         async with contextlib.aclosing(events):
             async for event, data in events:
-                try:
-                    parsed = json.loads(data)
-                except ValueError as exc:
-                    raise UpstreamError(f"channel {self._name} sent a malformed event", retryable=False) from exc
-                if not isinstance(parsed, dict):
-                    raise UpstreamError(f"channel {self._name} sent a malformed event", retryable=False)
+                parsed = self._parsed(data)
                 for chunk in translator.feed(event or str(parsed.get("type", "")), parsed):
                     yield chunk
                 if translator.finished:
                     return
 
+    async def create_message(self, call: MessageCall) -> dict[str, Any]:
+        return await self._http.post_json(self._url, call.body, call.deadlines, call.request_id, _beta(call))
+
+    async def stream_message(self, call: MessageCall) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        events = self._http.stream_events(
+            self._url, call.body, call.deadlines, call.request_id, _is_message_stop, _beta(call)
+        )
+        async with contextlib.aclosing(events):
+            async for event, data in events:
+                yield event, self._parsed(data)
+
     async def embed(
         self, request: relay_pb2.CreateEmbeddingRequest, deadlines: Deadlines
     ) -> relay_pb2.CreateEmbeddingResponse:
         raise InvalidArgumentError("Anthropic channels do not serve embeddings", param="model")
+
+    def _parsed(self, data: str) -> dict[str, Any]:
+        try:
+            parsed = json.loads(data)
+        except ValueError as exc:
+            raise UpstreamError(f"channel {self._name} sent a malformed event", retryable=False) from exc
+        if not isinstance(parsed, dict):
+            raise UpstreamError(f"channel {self._name} sent a malformed event", retryable=False)
+        return parsed
 
     def _body(self, call: ChatCall, *, stream: bool) -> dict[str, Any]:
         return to_anthropic_request(
@@ -66,6 +81,10 @@ class AnthropicProvider:
             stream=stream,
             api_version=ANTHROPIC_VERSION,
         )
+
+
+def _beta(call: MessageCall) -> dict[str, str]:
+    return {"anthropic-beta": call.beta} if call.beta else {}
 
 
 def _is_message_stop(event: str, data: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from tollgate.v1 import chat_pb2, relay_pb2
 
@@ -34,6 +34,31 @@ class ChatCall:
     output_limit: int
     """The most output tokens to ask for: the client's own limit, else the model's maximum. Upstreams
     that require a limit (Anthropic) are sent this; others get only what the client asked."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MessageCall:
+    """One attempt at an Anthropic Messages request, passed to an Anthropic channel as it is."""
+
+    body: dict[str, Any]
+    """The client's body with the model renamed for the upstream and `stream` set."""
+    deadlines: Deadlines
+    request_id: str
+    beta: str = ""
+    """The client's `anthropic-beta` header."""
+
+
+@runtime_checkable
+class NativeMessages(Protocol):
+    """A channel that speaks Anthropic's Messages API itself."""
+
+    async def create_message(self, call: MessageCall) -> dict[str, Any]:
+        """The upstream's `message` object."""
+        ...
+
+    def stream_message(self, call: MessageCall) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """The upstream's (event, data) pairs up to message_stop; UpstreamError if it cuts the stream."""
+        ...
 
 
 class Provider(Protocol):

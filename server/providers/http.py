@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -15,6 +16,8 @@ from server.errors import TollgateError, UpstreamError, UpstreamTimeoutError
 from server.providers.base import Deadlines
 
 UpstreamClient = aiohttp.ClientSession
+LARGE_BODY_BYTES = 1024 * 1024
+"""aiohttp's threshold (TOO_LARGE_BYTES_BODY) above which raw bytes bodies warn."""
 """The process's one upstream HTTP client (aiohttp: its C parser costs a fraction of httpx's pure-Python stack)."""
 
 
@@ -72,6 +75,12 @@ def retry_after(response: aiohttp.ClientResponse) -> float | None:
         if seconds >= 0:
             return seconds
     return None
+
+
+def _payload(body: dict[str, Any]) -> bytes | io.BytesIO:
+    """The JSON request body; a large one (images, documents) as a stream, which aiohttp sends without a warning."""
+    encoded = json.dumps(body).encode()
+    return encoded if len(encoded) <= LARGE_BODY_BYTES else io.BytesIO(encoded)
 
 
 def json_body(body: bytes) -> Any:
@@ -161,15 +170,22 @@ class HttpUpstream:
         self._headers = headers
         self._error_from = error_from
 
-    async def post_json(self, url: str, body: dict[str, Any], deadlines: Deadlines, request_id: str) -> dict[str, Any]:
+    async def post_json(
+        self,
+        url: str,
+        body: dict[str, Any],
+        deadlines: Deadlines,
+        request_id: str,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         """The JSON object an upstream answers, within the unary deadline."""
         with transport_errors(self.name):
             async with (
                 asyncio.timeout(deadlines.total),
                 self._client.post(
                     url,
-                    data=json.dumps(body).encode(),
-                    headers=self._headers_for(request_id),
+                    data=_payload(body),
+                    headers=self._headers_for(request_id, extra_headers),
                     timeout=request_timeout(deadlines.connect, deadlines.first_byte),
                     allow_redirects=False,  # an upstream that redirects must not take the key elsewhere
                 ) as response,
@@ -188,6 +204,7 @@ class HttpUpstream:
         deadlines: Deadlines,
         request_id: str,
         is_last: Callable[[str, str], bool],
+        extra_headers: Mapping[str, str] | None = None,
     ) -> AsyncGenerator[tuple[str, str], None]:
         """The (event, data) pairs of a streamed answer, each within its first-byte or idle deadline.
 
@@ -198,8 +215,8 @@ class HttpUpstream:
             async with asyncio.timeout(deadlines.first_byte + deadlines.connect):
                 response = await self._client.post(
                     url,
-                    data=json.dumps(body).encode(),
-                    headers=self._headers_for(request_id),
+                    data=_payload(body),
+                    headers=self._headers_for(request_id, extra_headers),
                     timeout=request_timeout(deadlines.connect, deadlines.first_byte),
                     allow_redirects=False,
                 )
@@ -225,9 +242,9 @@ class HttpUpstream:
             finally:
                 response.release()  # back to the pool when read to the end, else closed
 
-    def _headers_for(self, request_id: str) -> dict[str, str]:
+    def _headers_for(self, request_id: str, extra: Mapping[str, str] | None) -> dict[str, str]:
         """The channel's auth headers, JSON, and Tollgate's request id so both sides can find one call."""
-        headers = {**self._headers, "content-type": "application/json"}
+        headers = {**(extra or {}), **self._headers, "content-type": "application/json"}
         if request_id:
             headers["x-request-id"] = request_id
         return headers

@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from tollgate.v1 import chat_pb2, relay_pb2, relay_pb2_grpc
+from google.protobuf import json_format, struct_pb2
+from tollgate.v1 import chat_pb2, messages_pb2, relay_pb2, relay_pb2_grpc
 
 from server.domain.catalogue import Catalogue, CatalogueModel
+from server.domain.messages import Messages, input_estimate
 from server.domain.metering import UsageMeter
 from server.domain.records import ApiToken
 from server.domain.relay import Relay
@@ -73,6 +75,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     def __init__(self, catalogue: Catalogue, relay: Relay) -> None:
         self._catalogue = catalogue
         self._relay = relay
+        self._messages = Messages(relay)
 
     async def ListModels(self, request: relay_pb2.ListModelsRequest, context: Context) -> relay_pb2.ListModelsResponse:
         models = self._catalogue.visible_to(current_principal().token)
@@ -114,3 +117,60 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             return await self._relay.embed(_token(), request, current_request_id(), meter)
         finally:
             _report(meter)
+
+    async def CreateMessage(
+        self, request: messages_pb2.CreateMessageRequest, context: Context
+    ) -> messages_pb2.CreateMessageResponse:
+        body = struct_to_json(request.body)
+        meter = _message_meter(body, stream=False)
+        try:
+            message = await self._messages.create(_token(), body, request.anthropic_beta, current_request_id(), meter)
+            return messages_pb2.CreateMessageResponse(message=json_to_struct(message))
+        finally:
+            _report(meter)
+
+    async def StreamMessage(
+        self, request: messages_pb2.StreamMessageRequest, context: Context
+    ) -> AsyncIterator[messages_pb2.StreamMessageResponse]:
+        body = struct_to_json(request.body)
+        meter = _message_meter(body, stream=True)
+        stream = None
+        try:
+            stream = await self._messages.stream(_token(), body, request.anthropic_beta, current_request_id(), meter)
+            async for event, data in stream.events:
+                yield messages_pb2.StreamMessageResponse(event=event, data=json_to_struct(data))
+        finally:
+            if stream is not None:
+                await stream.close()  # settles now, also when the client went away
+            _report(meter)
+
+    async def CountMessageTokens(
+        self, request: messages_pb2.CountMessageTokensRequest, context: Context
+    ) -> messages_pb2.CountMessageTokensResponse:
+        tokens = self._messages.count_tokens(_token(), struct_to_json(request.body))
+        return messages_pb2.CountMessageTokensResponse(input_tokens=tokens)
+
+
+def _message_meter(body: dict[str, Any], *, stream: bool) -> UsageMeter:
+    return UsageMeter(str(body.get("model", "")), input_estimate(body), stream, client_ip=current_client_ip())
+
+
+def struct_to_json(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as JSON, whole numbers as ints (a Struct holds every number as a double)."""
+    return dict(_whole(json_format.MessageToDict(struct)))
+
+
+def json_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update(value)
+    return struct
+
+
+def _whole(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole(item) for item in value]
+    return value

@@ -25,9 +25,10 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from tollgate.v1 import chat_pb2 as tollgate_dot_v1_dot_chat__pb2
+from tollgate.v1 import messages_pb2 as tollgate_dot_v1_dot_messages__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17tollgate/v1/relay.proto\x12\x0btollgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x16tollgate/v1/chat.proto\"X\n\x1b\x43reateChatCompletionRequest\x12\x39\n\x06params\x18\x01 \x01(\x0b\x32!.tollgate.v1.ChatCompletionParamsR\x06params\"\x82\x02\n\x1c\x43reateChatCompletionResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06object\x18\x02 \x01(\tR\x06object\x12\x18\n\x07\x63reated\x18\x03 \x01(\x03R\x07\x63reated\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\x12\x31\n\x07\x63hoices\x18\x05 \x03(\x0b\x32\x17.tollgate.v1.ChatChoiceR\x07\x63hoices\x12(\n\x05usage\x18\x06 \x01(\x0b\x32\x12.tollgate.v1.UsageR\x05usage\x12-\n\x12system_fingerprint\x18\x07 \x01(\tR\x11systemFingerprint\"X\n\x1bStreamChatCompletionRequest\x12\x39\n\x06params\x18\x01 \x01(\x0b\x32!.tollgate.v1.ChatCompletionParamsR\x06params\"\x87\x02\n\x1cStreamChatCompletionResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06object\x18\x02 \x01(\tR\x06object\x12\x18\n\x07\x63reated\x18\x03 \x01(\x03R\x07\x63reated\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\x12\x36\n\x07\x63hoices\x18\x05 \x03(\x0b\x32\x1c.tollgate.v1.ChatChunkChoiceR\x07\x63hoices\x12(\n\x05usage\x18\x06 \x01(\x0b\x32\x12.tollgate.v1.UsageR\x05usage\x12-\n\x12system_fingerprint\x18\x07 \x01(\tR\x11systemFingerprint\"\x13\n\x11ListModelsRequest\"T\n\x12ListModelsResponse\x12\x16\n\x06object\x18\x01 \x01(\tR\x06object\x12&\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x12.tollgate.v1.ModelR\x04\x64\x61ta\"\'\n\x0fGetModelRequest\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\"E\n\x10GetModelResponse\x12\x31\n\nmodel_info\x18\x01 \x01(\x0b\x32\x12.tollgate.v1.ModelR\tmodelInfo\"\x8b\x02\n\x05Model\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06object\x18\x02 \x01(\tR\x06object\x12\x18\n\x07\x63reated\x18\x03 \x01(\x03R\x07\x63reated\x12\x19\n\x08owned_by\x18\x04 \x01(\tR\x07ownedBy\x12%\n\x0e\x63ontext_window\x18\x05 \x01(\x03R\rcontextWindow\x12*\n\x11max_output_tokens\x18\x06 \x01(\x03R\x0fmaxOutputTokens\x12\x1c\n\treasoning\x18\x07 \x01(\x08R\treasoning\x12\x16\n\x06vision\x18\x08 \x01(\x08R\x06vision\x12\x1c\n\tfallbacks\x18\t \x03(\tR\tfallbacks\"\x9e\x02\n\x16\x43reateEmbeddingRequest\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n\x05input\x18\x02 \x03(\tR\x05input\x12\x38\n\x0cinput_tokens\x18\x03 \x03(\x0b\x32\x15.tollgate.v1.TokenIdsR\x0binputTokens\x12\'\n\x0f\x65ncoding_format\x18\x04 \x01(\tR\x0e\x65ncodingFormat\x12#\n\ndimensions\x18\x05 \x01(\x05H\x00R\ndimensions\x88\x01\x01\x12\x12\n\x04user\x18\x06 \x01(\tR\x04user\x12-\n\x05\x65xtra\x18\x07 \x01(\x0b\x32\x17.google.protobuf.StructR\x05\x65xtraB\r\n\x0b_dimensions\"\x1c\n\x08TokenIds\x12\x10\n\x03ids\x18\x01 \x03(\x03R\x03ids\"\xa6\x01\n\x17\x43reateEmbeddingResponse\x12\x16\n\x06object\x18\x01 \x01(\tR\x06object\x12*\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x16.tollgate.v1.EmbeddingR\x04\x64\x61ta\x12\x14\n\x05model\x18\x03 \x01(\tR\x05model\x12\x31\n\x05usage\x18\x04 \x01(\x0b\x32\x1b.tollgate.v1.EmbeddingUsageR\x05usage\"\x82\x01\n\tEmbedding\x12\x16\n\x06object\x18\x01 \x01(\tR\x06object\x12\x14\n\x05index\x18\x02 \x01(\x05R\x05index\x12\x1c\n\tembedding\x18\x03 \x03(\x02R\tembedding\x12)\n\x10\x65mbedding_base64\x18\x04 \x01(\tR\x0f\x65mbeddingBase64\"X\n\x0e\x45mbeddingUsage\x12#\n\rprompt_tokens\x18\x01 \x01(\x03R\x0cpromptTokens\x12!\n\x0ctotal_tokens\x18\x02 \x01(\x03R\x0btotalTokens2\x8f\x05\n\x0cRelayService\x12\x91\x01\n\x14\x43reateChatCompletion\x12(.tollgate.v1.CreateChatCompletionRequest\x1a).tollgate.v1.CreateChatCompletionResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x14/v1/chat/completions:\x06params\x12\x9a\x01\n\x14StreamChatCompletion\x12(.tollgate.v1.StreamChatCompletionRequest\x1a).tollgate.v1.StreamChatCompletionResponse\"+\x82\xd3\xe4\x93\x02%\"\x1b/v1/chat/completions:stream:\x06params0\x01\x12\x61\n\nListModels\x12\x1e.tollgate.v1.ListModelsRequest\x1a\x1f.tollgate.v1.ListModelsResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/models\x12r\n\x08GetModel\x12\x1c.tollgate.v1.GetModelRequest\x1a\x1d.tollgate.v1.GetModelResponse\")\x82\xd3\xe4\x93\x02#\x12\x15/v1/models/{model=**}b\nmodel_info\x12w\n\x0f\x43reateEmbedding\x12#.tollgate.v1.CreateEmbeddingRequest\x1a$.tollgate.v1.CreateEmbeddingResponse\"\x19\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/embeddings:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17tollgate/v1/relay.proto\x12\x0btollgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x16tollgate/v1/chat.proto\x1a\x1atollgate/v1/messages.proto\"X\n\x1b\x43reateChatCompletionRequest\x12\x39\n\x06params\x18\x01 \x01(\x0b\x32!.tollgate.v1.ChatCompletionParamsR\x06params\"\x82\x02\n\x1c\x43reateChatCompletionResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06object\x18\x02 \x01(\tR\x06object\x12\x18\n\x07\x63reated\x18\x03 \x01(\x03R\x07\x63reated\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\x12\x31\n\x07\x63hoices\x18\x05 \x03(\x0b\x32\x17.tollgate.v1.ChatChoiceR\x07\x63hoices\x12(\n\x05usage\x18\x06 \x01(\x0b\x32\x12.tollgate.v1.UsageR\x05usage\x12-\n\x12system_fingerprint\x18\x07 \x01(\tR\x11systemFingerprint\"X\n\x1bStreamChatCompletionRequest\x12\x39\n\x06params\x18\x01 \x01(\x0b\x32!.tollgate.v1.ChatCompletionParamsR\x06params\"\x87\x02\n\x1cStreamChatCompletionResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06object\x18\x02 \x01(\tR\x06object\x12\x18\n\x07\x63reated\x18\x03 \x01(\x03R\x07\x63reated\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\x12\x36\n\x07\x63hoices\x18\x05 \x03(\x0b\x32\x1c.tollgate.v1.ChatChunkChoiceR\x07\x63hoices\x12(\n\x05usage\x18\x06 \x01(\x0b\x32\x12.tollgate.v1.UsageR\x05usage\x12-\n\x12system_fingerprint\x18\x07 \x01(\tR\x11systemFingerprint\"\x13\n\x11ListModelsRequest\"T\n\x12ListModelsResponse\x12\x16\n\x06object\x18\x01 \x01(\tR\x06object\x12&\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x12.tollgate.v1.ModelR\x04\x64\x61ta\"\'\n\x0fGetModelRequest\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\"E\n\x10GetModelResponse\x12\x31\n\nmodel_info\x18\x01 \x01(\x0b\x32\x12.tollgate.v1.ModelR\tmodelInfo\"\x8b\x02\n\x05Model\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06object\x18\x02 \x01(\tR\x06object\x12\x18\n\x07\x63reated\x18\x03 \x01(\x03R\x07\x63reated\x12\x19\n\x08owned_by\x18\x04 \x01(\tR\x07ownedBy\x12%\n\x0e\x63ontext_window\x18\x05 \x01(\x03R\rcontextWindow\x12*\n\x11max_output_tokens\x18\x06 \x01(\x03R\x0fmaxOutputTokens\x12\x1c\n\treasoning\x18\x07 \x01(\x08R\treasoning\x12\x16\n\x06vision\x18\x08 \x01(\x08R\x06vision\x12\x1c\n\tfallbacks\x18\t \x03(\tR\tfallbacks\"\x9e\x02\n\x16\x43reateEmbeddingRequest\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n\x05input\x18\x02 \x03(\tR\x05input\x12\x38\n\x0cinput_tokens\x18\x03 \x03(\x0b\x32\x15.tollgate.v1.TokenIdsR\x0binputTokens\x12\'\n\x0f\x65ncoding_format\x18\x04 \x01(\tR\x0e\x65ncodingFormat\x12#\n\ndimensions\x18\x05 \x01(\x05H\x00R\ndimensions\x88\x01\x01\x12\x12\n\x04user\x18\x06 \x01(\tR\x04user\x12-\n\x05\x65xtra\x18\x07 \x01(\x0b\x32\x17.google.protobuf.StructR\x05\x65xtraB\r\n\x0b_dimensions\"\x1c\n\x08TokenIds\x12\x10\n\x03ids\x18\x01 \x03(\x03R\x03ids\"\xa6\x01\n\x17\x43reateEmbeddingResponse\x12\x16\n\x06object\x18\x01 \x01(\tR\x06object\x12*\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x16.tollgate.v1.EmbeddingR\x04\x64\x61ta\x12\x14\n\x05model\x18\x03 \x01(\tR\x05model\x12\x31\n\x05usage\x18\x04 \x01(\x0b\x32\x1b.tollgate.v1.EmbeddingUsageR\x05usage\"\x82\x01\n\tEmbedding\x12\x16\n\x06object\x18\x01 \x01(\tR\x06object\x12\x14\n\x05index\x18\x02 \x01(\x05R\x05index\x12\x1c\n\tembedding\x18\x03 \x03(\x02R\tembedding\x12)\n\x10\x65mbedding_base64\x18\x04 \x01(\tR\x0f\x65mbeddingBase64\"X\n\x0e\x45mbeddingUsage\x12#\n\rprompt_tokens\x18\x01 \x01(\x03R\x0cpromptTokens\x12!\n\x0ctotal_tokens\x18\x02 \x01(\x03R\x0btotalTokens2\x9a\x08\n\x0cRelayService\x12\x91\x01\n\x14\x43reateChatCompletion\x12(.tollgate.v1.CreateChatCompletionRequest\x1a).tollgate.v1.CreateChatCompletionResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x14/v1/chat/completions:\x06params\x12\x9a\x01\n\x14StreamChatCompletion\x12(.tollgate.v1.StreamChatCompletionRequest\x1a).tollgate.v1.StreamChatCompletionResponse\"+\x82\xd3\xe4\x93\x02%\"\x1b/v1/chat/completions:stream:\x06params0\x01\x12\x61\n\nListModels\x12\x1e.tollgate.v1.ListModelsRequest\x1a\x1f.tollgate.v1.ListModelsResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/models\x12r\n\x08GetModel\x12\x1c.tollgate.v1.GetModelRequest\x1a\x1d.tollgate.v1.GetModelResponse\")\x82\xd3\xe4\x93\x02#\x12\x15/v1/models/{model=**}b\nmodel_info\x12w\n\x0f\x43reateEmbedding\x12#.tollgate.v1.CreateEmbeddingRequest\x1a$.tollgate.v1.CreateEmbeddingResponse\"\x19\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/embeddings:\x01*\x12{\n\rCreateMessage\x12!.tollgate.v1.CreateMessageRequest\x1a\".tollgate.v1.CreateMessageResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x0c/v1/messages:\x04\x62odyb\x07message\x12{\n\rStreamMessage\x12!.tollgate.v1.StreamMessageRequest\x1a\".tollgate.v1.StreamMessageResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x13/v1/messages:stream:\x04\x62ody0\x01\x12\x8e\x01\n\x12\x43ountMessageTokens\x12&.tollgate.v1.CountMessageTokensRequest\x1a\'.tollgate.v1.CountMessageTokensResponse\"\'\x82\xd3\xe4\x93\x02!\"\x19/v1/messages/count_tokens:\x04\x62odyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,34 +45,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RELAYSERVICE'].methods_by_name['GetModel']._serialized_options = b'\202\323\344\223\002#\022\025/v1/models/{model=**}b\nmodel_info'
   _globals['_RELAYSERVICE'].methods_by_name['CreateEmbedding']._loaded_options = None
   _globals['_RELAYSERVICE'].methods_by_name['CreateEmbedding']._serialized_options = b'\202\323\344\223\002\023\"\016/v1/embeddings:\001*'
-  _globals['_CREATECHATCOMPLETIONREQUEST']._serialized_start=124
-  _globals['_CREATECHATCOMPLETIONREQUEST']._serialized_end=212
-  _globals['_CREATECHATCOMPLETIONRESPONSE']._serialized_start=215
-  _globals['_CREATECHATCOMPLETIONRESPONSE']._serialized_end=473
-  _globals['_STREAMCHATCOMPLETIONREQUEST']._serialized_start=475
-  _globals['_STREAMCHATCOMPLETIONREQUEST']._serialized_end=563
-  _globals['_STREAMCHATCOMPLETIONRESPONSE']._serialized_start=566
-  _globals['_STREAMCHATCOMPLETIONRESPONSE']._serialized_end=829
-  _globals['_LISTMODELSREQUEST']._serialized_start=831
-  _globals['_LISTMODELSREQUEST']._serialized_end=850
-  _globals['_LISTMODELSRESPONSE']._serialized_start=852
-  _globals['_LISTMODELSRESPONSE']._serialized_end=936
-  _globals['_GETMODELREQUEST']._serialized_start=938
-  _globals['_GETMODELREQUEST']._serialized_end=977
-  _globals['_GETMODELRESPONSE']._serialized_start=979
-  _globals['_GETMODELRESPONSE']._serialized_end=1048
-  _globals['_MODEL']._serialized_start=1051
-  _globals['_MODEL']._serialized_end=1318
-  _globals['_CREATEEMBEDDINGREQUEST']._serialized_start=1321
-  _globals['_CREATEEMBEDDINGREQUEST']._serialized_end=1607
-  _globals['_TOKENIDS']._serialized_start=1609
-  _globals['_TOKENIDS']._serialized_end=1637
-  _globals['_CREATEEMBEDDINGRESPONSE']._serialized_start=1640
-  _globals['_CREATEEMBEDDINGRESPONSE']._serialized_end=1806
-  _globals['_EMBEDDING']._serialized_start=1809
-  _globals['_EMBEDDING']._serialized_end=1939
-  _globals['_EMBEDDINGUSAGE']._serialized_start=1941
-  _globals['_EMBEDDINGUSAGE']._serialized_end=2029
-  _globals['_RELAYSERVICE']._serialized_start=2032
-  _globals['_RELAYSERVICE']._serialized_end=2687
+  _globals['_RELAYSERVICE'].methods_by_name['CreateMessage']._loaded_options = None
+  _globals['_RELAYSERVICE'].methods_by_name['CreateMessage']._serialized_options = b'\202\323\344\223\002\035\"\014/v1/messages:\004bodyb\007message'
+  _globals['_RELAYSERVICE'].methods_by_name['StreamMessage']._loaded_options = None
+  _globals['_RELAYSERVICE'].methods_by_name['StreamMessage']._serialized_options = b'\202\323\344\223\002\033\"\023/v1/messages:stream:\004body'
+  _globals['_RELAYSERVICE'].methods_by_name['CountMessageTokens']._loaded_options = None
+  _globals['_RELAYSERVICE'].methods_by_name['CountMessageTokens']._serialized_options = b'\202\323\344\223\002!\"\031/v1/messages/count_tokens:\004body'
+  _globals['_CREATECHATCOMPLETIONREQUEST']._serialized_start=152
+  _globals['_CREATECHATCOMPLETIONREQUEST']._serialized_end=240
+  _globals['_CREATECHATCOMPLETIONRESPONSE']._serialized_start=243
+  _globals['_CREATECHATCOMPLETIONRESPONSE']._serialized_end=501
+  _globals['_STREAMCHATCOMPLETIONREQUEST']._serialized_start=503
+  _globals['_STREAMCHATCOMPLETIONREQUEST']._serialized_end=591
+  _globals['_STREAMCHATCOMPLETIONRESPONSE']._serialized_start=594
+  _globals['_STREAMCHATCOMPLETIONRESPONSE']._serialized_end=857
+  _globals['_LISTMODELSREQUEST']._serialized_start=859
+  _globals['_LISTMODELSREQUEST']._serialized_end=878
+  _globals['_LISTMODELSRESPONSE']._serialized_start=880
+  _globals['_LISTMODELSRESPONSE']._serialized_end=964
+  _globals['_GETMODELREQUEST']._serialized_start=966
+  _globals['_GETMODELREQUEST']._serialized_end=1005
+  _globals['_GETMODELRESPONSE']._serialized_start=1007
+  _globals['_GETMODELRESPONSE']._serialized_end=1076
+  _globals['_MODEL']._serialized_start=1079
+  _globals['_MODEL']._serialized_end=1346
+  _globals['_CREATEEMBEDDINGREQUEST']._serialized_start=1349
+  _globals['_CREATEEMBEDDINGREQUEST']._serialized_end=1635
+  _globals['_TOKENIDS']._serialized_start=1637
+  _globals['_TOKENIDS']._serialized_end=1665
+  _globals['_CREATEEMBEDDINGRESPONSE']._serialized_start=1668
+  _globals['_CREATEEMBEDDINGRESPONSE']._serialized_end=1834
+  _globals['_EMBEDDING']._serialized_start=1837
+  _globals['_EMBEDDING']._serialized_end=1967
+  _globals['_EMBEDDINGUSAGE']._serialized_start=1969
+  _globals['_EMBEDDINGUSAGE']._serialized_end=2057
+  _globals['_RELAYSERVICE']._serialized_start=2060
+  _globals['_RELAYSERVICE']._serialized_end=3110
 # @@protoc_insertion_point(module_scope)

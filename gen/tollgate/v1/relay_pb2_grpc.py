@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from tollgate.v1 import messages_pb2 as tollgate_dot_v1_dot_messages__pb2
 from tollgate.v1 import relay_pb2 as tollgate_dot_v1_dot_relay__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -65,6 +66,21 @@ class RelayServiceStub:
                 request_serializer=tollgate_dot_v1_dot_relay__pb2.CreateEmbeddingRequest.SerializeToString,
                 response_deserializer=tollgate_dot_v1_dot_relay__pb2.CreateEmbeddingResponse.FromString,
                 _registered_method=True)
+        self.CreateMessage = channel.unary_unary(
+                '/tollgate.v1.RelayService/CreateMessage',
+                request_serializer=tollgate_dot_v1_dot_messages__pb2.CreateMessageRequest.SerializeToString,
+                response_deserializer=tollgate_dot_v1_dot_messages__pb2.CreateMessageResponse.FromString,
+                _registered_method=True)
+        self.StreamMessage = channel.unary_stream(
+                '/tollgate.v1.RelayService/StreamMessage',
+                request_serializer=tollgate_dot_v1_dot_messages__pb2.StreamMessageRequest.SerializeToString,
+                response_deserializer=tollgate_dot_v1_dot_messages__pb2.StreamMessageResponse.FromString,
+                _registered_method=True)
+        self.CountMessageTokens = channel.unary_unary(
+                '/tollgate.v1.RelayService/CountMessageTokens',
+                request_serializer=tollgate_dot_v1_dot_messages__pb2.CountMessageTokensRequest.SerializeToString,
+                response_deserializer=tollgate_dot_v1_dot_messages__pb2.CountMessageTokensResponse.FromString,
+                _registered_method=True)
 
 
 class RelayServiceServicer:
@@ -112,6 +128,28 @@ class RelayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateMessage(self, request, context):
+        """Creates a message in Anthropic's Messages API shape and answers it whole.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamMessage(self, request, context):
+        """Creates a message and streams Anthropic's events. Over REST, POST /v1/messages with
+        `"stream": true` reaches this method and answers with server-sent events.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountMessageTokens(self, request, context):
+        """Estimates the input tokens of an Anthropic Messages request, without calling a model.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RelayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -139,6 +177,21 @@ def add_RelayServiceServicer_to_server(servicer, server):
                     servicer.CreateEmbedding,
                     request_deserializer=tollgate_dot_v1_dot_relay__pb2.CreateEmbeddingRequest.FromString,
                     response_serializer=tollgate_dot_v1_dot_relay__pb2.CreateEmbeddingResponse.SerializeToString,
+            ),
+            'CreateMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateMessage,
+                    request_deserializer=tollgate_dot_v1_dot_messages__pb2.CreateMessageRequest.FromString,
+                    response_serializer=tollgate_dot_v1_dot_messages__pb2.CreateMessageResponse.SerializeToString,
+            ),
+            'StreamMessage': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamMessage,
+                    request_deserializer=tollgate_dot_v1_dot_messages__pb2.StreamMessageRequest.FromString,
+                    response_serializer=tollgate_dot_v1_dot_messages__pb2.StreamMessageResponse.SerializeToString,
+            ),
+            'CountMessageTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountMessageTokens,
+                    request_deserializer=tollgate_dot_v1_dot_messages__pb2.CountMessageTokensRequest.FromString,
+                    response_serializer=tollgate_dot_v1_dot_messages__pb2.CountMessageTokensResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -282,6 +335,87 @@ class RelayService:
             '/tollgate.v1.RelayService/CreateEmbedding',
             tollgate_dot_v1_dot_relay__pb2.CreateEmbeddingRequest.SerializeToString,
             tollgate_dot_v1_dot_relay__pb2.CreateEmbeddingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.v1.RelayService/CreateMessage',
+            tollgate_dot_v1_dot_messages__pb2.CreateMessageRequest.SerializeToString,
+            tollgate_dot_v1_dot_messages__pb2.CreateMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tollgate.v1.RelayService/StreamMessage',
+            tollgate_dot_v1_dot_messages__pb2.StreamMessageRequest.SerializeToString,
+            tollgate_dot_v1_dot_messages__pb2.StreamMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountMessageTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.v1.RelayService/CountMessageTokens',
+            tollgate_dot_v1_dot_messages__pb2.CountMessageTokensRequest.SerializeToString,
+            tollgate_dot_v1_dot_messages__pb2.CountMessageTokensResponse.FromString,
             options,
             channel_credentials,
             insecure,

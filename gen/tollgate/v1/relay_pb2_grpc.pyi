@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from tollgate.v1 import messages_pb2 as _messages_pb2
 from tollgate.v1 import relay_pb2 as _relay_pb2
 import abc as _abc_1
 import grpc as _grpc
@@ -51,6 +52,14 @@ class RelayServiceStub:
     """Describes one model."""
     CreateEmbedding: _grpc.UnaryUnaryMultiCallable[_relay_pb2.CreateEmbeddingRequest, _relay_pb2.CreateEmbeddingResponse]
     """Creates embeddings of the input."""
+    CreateMessage: _grpc.UnaryUnaryMultiCallable[_messages_pb2.CreateMessageRequest, _messages_pb2.CreateMessageResponse]
+    """Creates a message in Anthropic's Messages API shape and answers it whole."""
+    StreamMessage: _grpc.UnaryStreamMultiCallable[_messages_pb2.StreamMessageRequest, _messages_pb2.StreamMessageResponse]
+    """Creates a message and streams Anthropic's events. Over REST, POST /v1/messages with
+    `"stream": true` reaches this method and answers with server-sent events.
+    """
+    CountMessageTokens: _grpc.UnaryUnaryMultiCallable[_messages_pb2.CountMessageTokensRequest, _messages_pb2.CountMessageTokensResponse]
+    """Estimates the input tokens of an Anthropic Messages request, without calling a model."""
 
 @_typing.type_check_only
 class RelayServiceAsyncStub(RelayServiceStub):
@@ -75,6 +84,14 @@ class RelayServiceAsyncStub(RelayServiceStub):
     """Describes one model."""
     CreateEmbedding: _aio.UnaryUnaryMultiCallable[_relay_pb2.CreateEmbeddingRequest, _relay_pb2.CreateEmbeddingResponse]  # type: ignore[assignment]
     """Creates embeddings of the input."""
+    CreateMessage: _aio.UnaryUnaryMultiCallable[_messages_pb2.CreateMessageRequest, _messages_pb2.CreateMessageResponse]  # type: ignore[assignment]
+    """Creates a message in Anthropic's Messages API shape and answers it whole."""
+    StreamMessage: _aio.UnaryStreamMultiCallable[_messages_pb2.StreamMessageRequest, _messages_pb2.StreamMessageResponse]  # type: ignore[assignment]
+    """Creates a message and streams Anthropic's events. Over REST, POST /v1/messages with
+    `"stream": true` reaches this method and answers with server-sent events.
+    """
+    CountMessageTokens: _aio.UnaryUnaryMultiCallable[_messages_pb2.CountMessageTokensRequest, _messages_pb2.CountMessageTokensResponse]  # type: ignore[assignment]
+    """Estimates the input tokens of an Anthropic Messages request, without calling a model."""
 
 class RelayServiceServicer(metaclass=_abc_1.ABCMeta):
     """RelayService answers model calls with an API token (`authorization: Bearer sk-…`), relaying them
@@ -126,5 +143,31 @@ class RelayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_relay_pb2.CreateEmbeddingResponse, _abc.Awaitable[_relay_pb2.CreateEmbeddingResponse]]:
         """Creates embeddings of the input."""
+
+    @_abc_1.abstractmethod
+    def CreateMessage(
+        self,
+        request: _messages_pb2.CreateMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_messages_pb2.CreateMessageResponse, _abc.Awaitable[_messages_pb2.CreateMessageResponse]]:
+        """Creates a message in Anthropic's Messages API shape and answers it whole."""
+
+    @_abc_1.abstractmethod
+    def StreamMessage(
+        self,
+        request: _messages_pb2.StreamMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_messages_pb2.StreamMessageResponse], _abc.AsyncIterator[_messages_pb2.StreamMessageResponse]]:
+        """Creates a message and streams Anthropic's events. Over REST, POST /v1/messages with
+        `"stream": true` reaches this method and answers with server-sent events.
+        """
+
+    @_abc_1.abstractmethod
+    def CountMessageTokens(
+        self,
+        request: _messages_pb2.CountMessageTokensRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_messages_pb2.CountMessageTokensResponse, _abc.Awaitable[_messages_pb2.CountMessageTokensResponse]]:
+        """Estimates the input tokens of an Anthropic Messages request, without calling a model."""
 
 def add_RelayServiceServicer_to_server(servicer: RelayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
