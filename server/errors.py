@@ -12,6 +12,7 @@
     ├── ConflictError              ABORTED              conflict
     ├── RateLimitedError           RESOURCE_EXHAUSTED   rate_limit_exceeded
     ├── UnavailableError           UNAVAILABLE          service_unavailable
+    │   ├── DatabaseUnavailableError                    database_unavailable
     │   ├── OverloadedError                             overloaded
     │   └── UpstreamError                               upstream_error
     ├── UpstreamTimeoutError       DEADLINE_EXCEEDED    upstream_timeout
@@ -160,6 +161,12 @@ class UnavailableError(TollgateError):
     status = StatusCode.UNAVAILABLE
     reason = "service_unavailable"
     error_type = "server_error"
+
+
+class DatabaseUnavailableError(UnavailableError):
+    """The database is unreachable, or a lock or statement took too long; nothing was written."""
+
+    reason = "database_unavailable"
 
 
 class OverloadedError(UnavailableError):

@@ -1,4 +1,4 @@
-"""Two `tollgate serve` replicas sharing one database and one Redis: limits, money and revocation hold.
+"""Two `tollgate serve` replicas sharing PostgreSQL and Redis: limits, money and revocation hold.
 
 Each scenario ends with the ledger's invariants recomputed from the shared database.
 """
@@ -6,18 +6,22 @@ Each scenario ends with the ledger's invariants recomputed from the shared datab
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
+import psycopg
 import pytest
 
 from server.domain.money import format_usd
 from tests.support.ledger_checks import assert_ledger_invariants
+from tests.support.postgres import ADMIN_URL, database_for_this_run
 from tests.support.redis_server import shared_redis_url
 from tests.support.replicas import Cluster, Replica, running_cluster
 
@@ -27,10 +31,10 @@ VERY_LONG_STREAM = "[[scenario: chunks=8, chunk_interval_ms=1000]] outlive the r
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[tuple[str, Callable[[], None]]]:
-    """The shared database's URL, and the check of the ledger's invariants in it."""
-    path = tmp_path / "tollgate.db"
-    yield f"sqlite:///{path}", lambda: assert_ledger_invariants(path)
+def database() -> Iterator[tuple[str, Callable[[], None]]]:
+    """A PostgreSQL database of the test's own, and the check of the ledger's invariants in it."""
+    with database_for_this_run() as url:
+        yield url, lambda: assert_ledger_invariants(url)
 
 
 async def stream_to_end(client: openai.AsyncOpenAI, content: str = LONG_STREAM) -> int:
@@ -190,3 +194,43 @@ async def _refuses(client: openai.AsyncOpenAI) -> bool:
     except openai.AuthenticationError:
         return True
     return False
+
+
+async def test_postgresql_out_under_load_fails_fast_charges_once_and_settles_after(
+    tmp_path: Path, database: tuple[str, Callable[[], None]]
+) -> None:
+    url, check = database
+    async with running_cluster(tmp_path, url, shared_redis_url()) as cluster:
+        a, b = cluster.replicas
+        session, key = await cluster.create_user("dora", "100")
+        async with a.client(key) as on_a, b.client(key) as on_b:
+            in_flight = [asyncio.create_task(stream_to_end(client)) for client in (on_a, on_b) for _ in range(5)]
+            await wait_until(lambda: _upstream_saw(cluster, 10), within=20)
+
+            with database_outage(url):
+                started = time.monotonic()
+                refused = await asyncio.gather(_status_of_one(on_a), _status_of_one(on_b))
+                assert list(refused) == [503, 503]
+                assert time.monotonic() - started < 10  # new calls fail fast, they do not hang
+                # the streams in flight end during the outage; their settlements wait for the database
+                assert await asyncio.gather(*in_flight) == [200] * 10
+
+            await wait_until(lambda: _held_nothing(b, session), within=30)
+            assert await _status_of_one(on_a) == 200 and await _status_of_one(on_b) == 200
+            logs = (await b.http.get("/api/v1/logs?page_size=100", headers=session)).json()["logs"]
+            assert sorted(row["status"] for row in logs) == ["ok"] * 12
+            assert all(int(row["cost_micros"]) > 0 for row in logs)
+    check()
+
+
+@contextlib.contextmanager
+def database_outage(url: str) -> Iterator[None]:
+    """No connection to the test's database is allowed, and those open are cut, until the block ends."""
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        try:
+            yield
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')

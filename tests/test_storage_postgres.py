@@ -16,7 +16,7 @@ import pytest
 from server.bootstrap import open_store
 from server.config import DatabaseConfig
 from server.domain.records import Account
-from server.errors import UnavailableError
+from server.errors import DatabaseUnavailableError
 from server.storage.base import Store
 from server.storage.postgres import PostgresStore
 from tests.support.relay_env import relay_env
@@ -62,7 +62,7 @@ async def test_a_locked_row_is_unavailable_within_seconds(
         with psycopg.connect(postgres_url) as other:
             other.execute("SELECT id FROM accounts FOR UPDATE")
             started = time.monotonic()
-            with pytest.raises(UnavailableError, match="busy"):
+            with pytest.raises(DatabaseUnavailableError, match="busy"):
                 await impatient.accounts.set_account_disabled("acc_1", True)
             assert time.monotonic() - started < 3
     finally:
@@ -76,10 +76,10 @@ async def test_a_full_pool_is_unavailable_within_its_timeout(postgres_url: str, 
         stuck = asyncio.create_task(tiny.accounts.set_account_disabled("acc_1", True))  # takes the only connection
         await asyncio.sleep(0.2)
         started = time.monotonic()
-        with pytest.raises(UnavailableError, match="cannot be reached"):
+        with pytest.raises(DatabaseUnavailableError, match="cannot be reached"):
             await tiny.get_setting("anything")
         assert time.monotonic() - started < 2
-        with pytest.raises(UnavailableError):
+        with pytest.raises(DatabaseUnavailableError):
             await stuck
     finally:
         await tiny.close()
@@ -87,7 +87,7 @@ async def test_a_full_pool_is_unavailable_within_its_timeout(postgres_url: str, 
 
 async def test_an_unreachable_server_is_unavailable_within_the_pool_timeout() -> None:
     started = time.monotonic()
-    with pytest.raises(UnavailableError):
+    with pytest.raises(DatabaseUnavailableError):
         await PostgresStore.open("postgresql://postgres@127.0.0.1:1/none", DatabaseConfig(pool_timeout_seconds=1))
     assert time.monotonic() - started < 4
 
@@ -102,7 +102,7 @@ async def test_a_held_account_row_answers_503_then_recovers(tmp_path: Path, post
             with pytest.raises(openai.APIStatusError) as caught:
                 await client.chat.completions.create(**ask)  # type: ignore[call-overload]
             assert time.monotonic() - started < 5
-            assert (caught.value.status_code, caught.value.code) == (503, "service_unavailable")
+            assert (caught.value.status_code, caught.value.code) == (503, "database_unavailable")
         answer = await client.chat.completions.create(**ask)  # type: ignore[call-overload]
         assert answer.choices[0].message.content
 

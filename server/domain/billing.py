@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, timedelta
@@ -25,10 +26,18 @@ from server.domain.metering import UsageMeter
 from server.domain.paging import Page, decode_page_token, encode_page_token, page_size
 from server.domain.pricing import Price, TokenCounts, affordable_output, cost_micros, parse_price
 from server.domain.records import ApiToken, Hold, UsageRecord
-from server.errors import FailedPreconditionError, InsufficientQuotaError, InvalidArgumentError
+from server.errors import (
+    DatabaseUnavailableError,
+    FailedPreconditionError,
+    InsufficientQuotaError,
+    InvalidArgumentError,
+)
 from server.storage.base import LedgerStore
 
+log = logging.getLogger(__name__)
 PROMPT_MARGIN = Decimal("1.25")
+SETTLE_RETRY_FIRST_SECONDS = 0.25
+SETTLE_RETRY_MAX_SECONDS = 5.0
 PROMPT_SLACK_TOKENS = 16
 MIN_OUTPUT_TOKENS = 16
 
@@ -161,11 +170,27 @@ class Billing:
             created_at=utcnow(),
         )
         try:
-            if await self._store.settle(reservation.hold, charge, record):
+            if await self._settle_when_possible(reservation.hold, charge, record):
                 self._on_settled(record)
         finally:
             self.open_holds -= 1
         return charge
+
+    async def _settle_when_possible(self, hold: Hold, charge: int, record: UsageRecord) -> bool:
+        """Writes the settlement, retrying while the database is out, until the hold would be the reaper's.
+
+        Retrying is safe: a settlement is conditional on the hold being open, so it lands at most once.
+        """
+        delay = SETTLE_RETRY_FIRST_SECONDS
+        while True:
+            try:
+                return await self._store.settle(hold, charge, record)
+            except DatabaseUnavailableError:
+                if utcnow() + timedelta(seconds=delay) >= hold.expires_at:
+                    raise
+                log.warning("settlement of %s waits for the database (retry in %.1f s)", hold.request_id, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, SETTLE_RETRY_MAX_SECONDS)
 
     async def reap(self, limit: int = 100) -> int:
         """Settles holds whose process died before settling them: released at no charge, logged as abandoned.

@@ -41,6 +41,8 @@ from server.providers.base import ChatCall, Deadlines
 _T = TypeVar("_T")
 BACKOFF_BASE_SECONDS = 0.25
 BACKOFF_CAP_SECONDS = 4.0
+SETTLEMENT_WAIT_SECONDS = 5.0
+"""How long a caller waits for its settlement before answering anyway (it goes on, retried, on its own)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +88,11 @@ class Settlement:
                 self._drain = drains.adopt(pump)
             self._task = self._start(self._ended())
         if self._drain is None or self._drain.done():
-            await asyncio.shield(self._task)
+            # Usually settled at once, so the caller's answer and its usage row agree; while the
+            # database is out, the settlement keeps retrying on its own and the answer goes out.
+            done, _ = await asyncio.wait([self._task], timeout=SETTLEMENT_WAIT_SECONDS)
+            if done:
+                self._task.result()
 
     async def _ended(self) -> None:
         """Waits for a drain, then gives back the channel place and the admission ticket."""

@@ -4,7 +4,7 @@ Nothing outlives a transaction on a connection: the timeouts are `SET LOCAL` (se
 no statement is prepared on the server, and migrations serialise on a transaction-level advisory
 lock. So Tollgate works behind a transaction-mode pooler such as PgBouncer. A row another
 transaction holds too long, a statement too slow, a pool with no free connection or a database
-that cannot be reached all end the call with UnavailableError (503) within seconds.
+that cannot be reached all end the call with DatabaseUnavailableError (503) within seconds.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from psycopg import AsyncPipeline
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from server.config import DatabaseConfig
-from server.errors import UnavailableError
+from server.errors import DatabaseUnavailableError
 from server.storage.migrations import Migration
 from server.storage.sql.database import Params, Row
 
@@ -55,9 +55,9 @@ def _unavailable() -> Iterator[None]:
     try:
         yield
     except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
-        raise UnavailableError("the database is busy; retry shortly", retry_after=1) from exc
+        raise DatabaseUnavailableError("the database is busy; retry shortly", retry_after=1) from exc
     except (psycopg.OperationalError, PoolTimeout) as exc:
-        raise UnavailableError("the database cannot be reached; retry shortly", retry_after=1) from exc
+        raise DatabaseUnavailableError("the database cannot be reached; retry shortly", retry_after=1) from exc
 
 
 class _Transaction:
@@ -101,7 +101,7 @@ class PostgresDatabase:
 
     @classmethod
     async def open(cls, database_url: str, options: DatabaseConfig) -> PostgresDatabase:
-        """Opens the pool; UnavailableError if no connection opens within the pool timeout."""
+        """Opens the pool; DatabaseUnavailableError if no connection opens within the pool timeout."""
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             database_url,
             min_size=1,

@@ -12,5 +12,5 @@ class PostgresStore(SqlStore):
 
     @classmethod
     async def open(cls, database_url: str, options: DatabaseConfig) -> PostgresStore:
-        """Connects (UnavailableError when the server cannot be reached within the pool timeout)."""
+        """Connects (DatabaseUnavailableError when the server cannot be reached within the pool timeout)."""
         return cls(await PostgresDatabase.open(database_url, options))
