@@ -31,8 +31,11 @@ def _parse(argv: list[str] | None) -> tuple[Settings, Path, str]:
     parser.add_argument("--hold", type=float, help="seconds to hold the open streams")
     parser.add_argument("--capacity", help="comma-separated numbers of open streams, e.g. 1000,5000 (empty: skip)")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument(
+        "--backend", choices=("sqlite", "postgres"), default="sqlite", help="postgres: PostgreSQL and Redis"
+    )
     args = parser.parse_args(argv)
-    settings = Settings.quick() if args.quick else Settings()
+    settings = dataclasses.replace(Settings.quick() if args.quick else Settings(), backend=args.backend)
     if args.rounds:
         settings = dataclasses.replace(settings, rounds=args.rounds)
     if args.seconds:
@@ -78,7 +81,7 @@ async def _generator_check(targets: Targets, settings: Settings, clock: CpuClock
 async def _run(settings: Settings, pinning: Pinning) -> dict[str, Any]:
     RESULTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as workdir:
-        async with running_stack(Path(workdir), pinning, log_dir=RESULTS) as stack:
+        async with running_stack(Path(workdir), pinning, log_dir=RESULTS, backend=settings.backend) as stack:
             clock = CpuClock({"tollgate": stack.tollgate_pid, "upstream": stack.upstream_pid, "generator": 0})
             targets = Targets.of(stack)
             try:
@@ -112,7 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     results = asyncio.run(_run(settings, pinning))
     checks = report.checks(results["unary"], results["streaming"], results["stream_cpu"], results["capacity"])
     lines = [
-        f"Tollgate benchmark ({mode}), {settings.rounds} rounds, medians; {time.monotonic() - started:.0f} s",
+        f"Tollgate benchmark ({mode}, {settings.backend}), {settings.rounds} rounds, medians; "
+        f"{time.monotonic() - started:.0f} s",
         f"pinning: {pinning.describe()}",
         "",
         *report.target_table(checks),

@@ -9,6 +9,8 @@ import dataclasses
 class Settings:
     """Every knob of a run; `quick()` is the two-minute variant."""
 
+    backend: str = "sqlite"
+    """sqlite (a fresh file, limits in process) or postgres (a fresh PostgreSQL database, limits in Redis)."""
     rounds: int = 3
     """Rounds of every interleaved point; medians are reported."""
     seconds: float = 3.0

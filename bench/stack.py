@@ -9,8 +9,11 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
 
 from bench.procs import Pinning, child, free_port, wait_for_port
 
@@ -31,11 +34,33 @@ class Stack:
     upstream_pid: int
 
 
-def _config(workdir: Path, upstream_port: int) -> Path:
+POSTGRES_ADMIN_URL = os.environ.get("TOLLGATE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TOLLGATE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@contextlib.contextmanager
+def _backends(workdir: Path, backend: str) -> Iterator[str]:
+    """The TOML lines choosing the stores: a fresh SQLite file, or a fresh PostgreSQL database and Redis."""
+    if backend == "sqlite":
+        yield f'database_url = "sqlite:///{workdir / "tollgate.db"}"\n'
+        return
+    name = f"tollgate_bench_{secrets.token_hex(6)}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        parts = urlsplit(POSTGRES_ADMIN_URL)
+        url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
+        yield f'database_url = "{url}"\nredis_url = "{REDIS_URL}"\n[limits]\nredis_prefix = "{name}:"\n'
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _config(workdir: Path, upstream_port: int, backends: str) -> Path:
     path = workdir / "tollgate.toml"
     path.write_text(
-        f'database_url = "sqlite:///{workdir / "tollgate.db"}"\n'
-        'log_level = "warning"\n\n'
+        'log_level = "warning"\n'
+        f"{backends}\n"
         "[[channels]]\n"
         'name = "fake"\n'
         'type = "openai"\n'
@@ -76,42 +101,39 @@ async def _create_api_key(env: dict[str, str]) -> str:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(workdir: Path, pinning: Pinning, *, log_dir: Path) -> AsyncIterator[Stack]:
-    """Starts the fake upstream and Tollgate, creates an account with a token, and stops both on exit."""
+async def running_stack(workdir: Path, pinning: Pinning, *, log_dir: Path, backend: str) -> AsyncIterator[Stack]:
+    """Starts the fake upstream and Tollgate on `backend`, creates an account with a token, and stops all on exit."""
     upstream_key = "sk-fake-" + secrets.token_hex(8)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     upstream_argv = [sys.executable, "-m", "tests.support.fake_upstream", "--port", "0", "--key", upstream_key]
-    async with child(
-        upstream_argv,
-        env=env,
-        log=log_dir / "upstream.log",
-        pinning=pinning,
-        core=pinning.client_core,
-        capture_stdout=True,
-    ) as upstream:
-        assert upstream.stdout is not None
-        line = (await asyncio.wait_for(upstream.stdout.readline(), 30)).decode()
-        found = re.search(r"port (\d+)", line)
-        if found is None:
-            raise RuntimeError(f"the fake upstream did not say its port: {line!r}")
-        upstream_port = int(found.group(1))
-        http_port, grpc_port = free_port(), free_port()
-        tollgate_env = {
-            **env,
-            "TOLLGATE_CONFIG": str(_config(workdir, upstream_port)),
-            "TOLLGATE_ADMIN_KEY": "tgop-bench-" + secrets.token_hex(16),
-            "TOLLGATE_HTTP_LISTEN": f"127.0.0.1:{http_port}",
-            "TOLLGATE_GRPC_LISTEN": f"127.0.0.1:{grpc_port}",
-            _UPSTREAM_KEY_ENV: upstream_key,
-        }
-        api_key = await _create_api_key(tollgate_env)
+    upstream_log = log_dir / "upstream.log"
+    with _backends(workdir, backend) as backends:
         async with child(
-            _tollgate_argv("serve"),
-            env=tollgate_env,
-            log=log_dir / "tollgate.log",
-            pinning=pinning,
-            core=pinning.tollgate_core,
-        ) as tollgate:
-            await wait_for_port(http_port, tollgate)
-            await wait_for_port(grpc_port, tollgate)
-            yield Stack(upstream_port, upstream_key, http_port, grpc_port, api_key, tollgate.pid, upstream.pid)
+            upstream_argv, env=env, log=upstream_log, pinning=pinning, core=pinning.client_core, capture_stdout=True
+        ) as upstream:
+            assert upstream.stdout is not None
+            line = (await asyncio.wait_for(upstream.stdout.readline(), 30)).decode()
+            found = re.search(r"port (\d+)", line)
+            if found is None:
+                raise RuntimeError(f"the fake upstream did not say its port: {line!r}")
+            upstream_port = int(found.group(1))
+            http_port, grpc_port = free_port(), free_port()
+            tollgate_env = {
+                **env,
+                "TOLLGATE_CONFIG": str(_config(workdir, upstream_port, backends)),
+                "TOLLGATE_ADMIN_KEY": "tgop-bench-" + secrets.token_hex(16),
+                "TOLLGATE_HTTP_LISTEN": f"127.0.0.1:{http_port}",
+                "TOLLGATE_GRPC_LISTEN": f"127.0.0.1:{grpc_port}",
+                _UPSTREAM_KEY_ENV: upstream_key,
+            }
+            api_key = await _create_api_key(tollgate_env)
+            async with child(
+                _tollgate_argv("serve"),
+                env=tollgate_env,
+                log=log_dir / "tollgate.log",
+                pinning=pinning,
+                core=pinning.tollgate_core,
+            ) as tollgate:
+                await wait_for_port(http_port, tollgate)
+                await wait_for_port(grpc_port, tollgate)
+                yield Stack(upstream_port, upstream_key, http_port, grpc_port, api_key, tollgate.pid, upstream.pid)
