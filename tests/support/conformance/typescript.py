@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import shutil
@@ -27,8 +28,12 @@ _METHODS = {
 }
 
 
+@functools.cache
 def build_client() -> Path:
-    """Compiles clients/typescript with its pinned tsc; returns the driver script. Needs `npm ci` done."""
+    """Compiles clients/typescript with its pinned tsc (once per test run); returns the driver script.
+
+    Needs node and `npm ci` in clients/typescript, which `scripts/setup dev` runs when npm is present.
+    """
     tsc = CLIENT_DIR / "node_modules" / ".bin" / "tsc"
     if shutil.which("node") is None or not tsc.exists():
         raise RuntimeError("the TypeScript client needs node and `npm ci` in clients/typescript (scripts/setup dev)")
