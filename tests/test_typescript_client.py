@@ -41,7 +41,13 @@ async def test_example_lists_models_streams_and_reads_the_balance(tmp_path: Path
             "TOLLGATE_SESSION": env.session["authorization"].removeprefix("Bearer "),
         }
         node = await asyncio.create_subprocess_exec(
-            "node", str(script), "deepseek-chat", "hi there", env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            "node",
+            str(script),
+            "deepseek-chat",
+            "hi there",
+            env=environ,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         out, err = await node.communicate()
     assert node.returncode == 0, err.decode()
@@ -49,5 +55,5 @@ async def test_example_lists_models_streams_and_reads_the_balance(tmp_path: Path
     assert lines[0].startswith("models: ") and "deepseek-chat (65536 tokens)" in lines[0]
     assert lines[1].startswith("Echo: hi there")
     assert lines[2] == "usage: 3 prompt + 8 completion tokens"
-    # $100 credited, one call of 3 prompt + 8 completion tokens: ceil(3 × 0.27 + 8 × 1.10) = 10 micro-USD.
+    # $100 credited, one call of 3 prompt + 8 completion tokens: ceil(3 * 0.27 + 8 * 1.10) = 10 micro-USD.
     assert lines[3] == "balance: 99.999990 USD (99999990 micro-USD)"

@@ -3,7 +3,7 @@
 A case's error is one OpenAI error code, which is also the google.rpc.ErrorInfo reason; its HTTP status and
 gRPC code are both stated, and `HTTP_BY_GRPC` asserts that the pair is the gateway's documented mapping.
 Charges are integer micro-USD: deepseek-chat costs $0.27 / $1.10 per 1M input / output tokens, and the fake
-upstream counts "hello" as 2 prompt tokens and answers 8 words, so one call is ceil(2 × 0.27 + 8 × 1.10) = 10.
+upstream counts "hello" as 2 prompt tokens and answers 8 words, so one call is ceil(2 * 0.27 + 8 * 1.10) = 10.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ CASES = (
         error="upstream_error",
         http_status=503,
         grpc_code=grpc.StatusCode.UNAVAILABLE,
-        error_type="api_error",
+        error_type="server_error",
         rows=(Row("upstream_error", stream=False, estimated=True),),
     ),
     Case(
@@ -158,7 +158,7 @@ CASES = (
         error="upstream_error",
         http_status=503,
         grpc_code=grpc.StatusCode.UNAVAILABLE,
-        error_type="api_error",
+        error_type="server_error",
         rows=(Row("upstream_error", stream=True, estimated=True),),
     ),
     Case(
@@ -168,7 +168,7 @@ CASES = (
         error="upstream_timeout",
         http_status=504,
         grpc_code=grpc.StatusCode.DEADLINE_EXCEEDED,
-        error_type="api_error",
+        error_type="server_error",
         rows=(Row("upstream_timeout", stream=False, estimated=True),),
     ),
     Case(

@@ -21,10 +21,10 @@ from tests.support.conformance.outcome import Call, Op, Outcome
 CLIENT_DIR = Path(__file__).resolve().parents[3] / "clients" / "typescript"
 _CODE_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 _METHODS = {
-    Op.CHAT: ("createChatCompletion", relay_pb2.CreateChatCompletionResponse),
-    Op.STREAM: ("streamChatCompletion", relay_pb2.StreamChatCompletionResponse),
-    Op.MODELS: ("listModels", relay_pb2.ListModelsResponse),
-    Op.EMBED: ("createEmbedding", relay_pb2.CreateEmbeddingResponse),
+    Op.CHAT: "createChatCompletion",
+    Op.STREAM: "streamChatCompletion",
+    Op.MODELS: "listModels",
+    Op.EMBED: "createEmbedding",
 }
 
 
@@ -65,9 +65,10 @@ class NodeProcess:
         return answer
 
     def close(self) -> None:
-        stdin, _ = self._pipes()
+        stdin, stdout = self._pipes()
         stdin.close()
         self._process.wait(timeout=10)
+        stdout.close()
 
     def _pipes(self) -> tuple[IO[str], IO[str]]:
         assert self._process.stdin is not None and self._process.stdout is not None
@@ -84,22 +85,31 @@ class TypeScriptDriver:
         self._address = f"http://127.0.0.1:{grpc_port}"
 
     async def call(self, call: Call) -> Outcome:
-        method, response_type = _METHODS[call.op]
-        if call.op in (Op.CHAT, Op.STREAM):
-            request: dict[str, Any] = {"params": call.chat_params()}
-        elif call.op is Op.EMBED:
-            request = call.embed_params()
-        else:
-            request = {}
-        payload = {"address": self._address, "credential": call.key, "service": "relay", "method": method}
-        payload |= {"request": request}
+        method = _METHODS[call.op]
+        payload: dict[str, Any] = {"address": self._address, "credential": call.key, "service": "relay"}
+        payload |= {"method": method, "request": _request(call)}
         if call.cancel_after is not None:
             payload["cancel_after"] = call.cancel_after
         answer = await self._node.request(payload)
-        chunks = [json_format.ParseDict(chunk, response_type()) for chunk in answer.get("chunks", [])]
+        chunks = [
+            json_format.ParseDict(chunk, relay_pb2.StreamChatCompletionResponse()) for chunk in answer.get("chunks", [])
+        ]
         if not answer["ok"]:
             return Outcome(error=answer["reason"], grpc_code=_CODE_BY_NUMBER[answer["code"]], chunks=len(chunks))
         if call.op is Op.STREAM:
             return stream_outcome(chunks, cancelled=answer.get("cancelled", False))
-        response = json_format.ParseDict(answer["response"], response_type())
-        return {Op.CHAT: chat_outcome, Op.MODELS: models_outcome, Op.EMBED: embed_outcome}[call.op](response)  # type: ignore[operator]
+        response = answer["response"]
+        if call.op is Op.CHAT:
+            return chat_outcome(json_format.ParseDict(response, relay_pb2.CreateChatCompletionResponse()))
+        if call.op is Op.MODELS:
+            return models_outcome(json_format.ParseDict(response, relay_pb2.ListModelsResponse()))
+        return embed_outcome(json_format.ParseDict(response, relay_pb2.CreateEmbeddingResponse()))
+
+
+def _request(call: Call) -> dict[str, object]:
+    """The request message as proto3 JSON (the chat params double as OpenAI's JSON and the proto's)."""
+    if call.op in (Op.CHAT, Op.STREAM):
+        return {"params": call.chat_params()}
+    if call.op is Op.EMBED:
+        return call.embed_params()
+    return {}
