@@ -82,7 +82,7 @@ def _assert_charge(case: Case, result: Result) -> None:
     if case.charge_micros is not None:
         assert result.spent_micros == case.charge_micros
     else:
-        # A stream the client cancelled: charged for what was generated before it left, once, estimated.
+        # A cancelled stream (the case's own or the slot holder's): charged once, estimated from what was generated.
         assert 0 < result.spent_micros < FULL_STREAM_MICROS
         assert result.outcome.chunks >= (case.cancel_after or 0)
 

@@ -23,6 +23,8 @@ class Setup(enum.Enum):
     EMPTY_ACCOUNT = "empty_account"
     UNKNOWN_KEY = "unknown_key"
     DELETED_AFTER_FIRST_CALL = "deleted_after_first_call"
+    SLOT_HELD = "slot_held"
+    """Another stream of the same token holds its only concurrency slot during the call."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +133,18 @@ CASES = (
         error_type="rate_limit_error",
         charge_micros=10,
         rows=(OK_CHAT,),
+    ),
+    Case(
+        "concurrency",
+        Op.CHAT,
+        setup=Setup.SLOT_HELD,
+        token={"max_concurrency": 1},
+        error="rate_limit_exceeded",
+        http_status=429,
+        grpc_code=grpc.StatusCode.RESOURCE_EXHAUSTED,
+        error_type="rate_limit_error",
+        charge_micros=None,  # the holder's cancelled stream, estimated
+        rows=(Row("cancelled", stream=True, estimated=True),),
     ),
     Case(
         "context_length_exceeded",

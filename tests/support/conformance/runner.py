@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
+
+from tollgate.v1 import chat_pb2, relay_pb2, relay_pb2_grpc
 
 from tests.support.conformance.cases import Case, Row, Setup
 from tests.support.conformance.outcome import Call, Outcome
@@ -44,7 +48,8 @@ async def run_case(env: RelayEnv, driver: Driver, case: Case, database: Path) ->
         if number and case.setup is Setup.DELETED_AFTER_FIRST_CALL:
             deleted = await env.running.http.delete(f"/api/v1/tokens/{token_id}", headers=env.session)
             assert deleted.status_code == 200, deleted.text
-        outcome = await driver.call(call)
+        async with _slot_held(env, key, case.setup is Setup.SLOT_HELD):
+            outcome = await driver.call(call)
     # A cancelled stream settles after its caller has gone: wait (briefly) for every row and released hold.
     for _ in range(60):
         spent, held, rows, costs = _read(database, token_id)
@@ -52,6 +57,27 @@ async def run_case(env: RelayEnv, driver: Driver, case: Case, database: Path) ->
             break
         await asyncio.sleep(0.05)
     return Result(outcome, spent, held, rows, costs)
+
+
+@contextlib.asynccontextmanager
+async def _slot_held(env: RelayEnv, key: str, held: bool) -> AsyncIterator[None]:
+    """While held, a slow stream of the same key (over gRPC, whatever the driver) is running."""
+    if not held:
+        yield
+        return
+    stub = relay_pb2_grpc.RelayServiceStub(env.channel)
+    params = chat_pb2.ChatCompletionParams(
+        model="deepseek-chat",
+        messages=[chat_pb2.ChatMessage(role="user", content="[[scenario: chunks=400,chunk_interval_ms=20]]")],
+    )
+    holder = stub.StreamChatCompletion(
+        relay_pb2.StreamChatCompletionRequest(params=params), metadata=(("authorization", f"Bearer {key}"),)
+    )
+    await holder.read()  # the first chunk: the slot is taken
+    try:
+        yield
+    finally:
+        holder.cancel()
 
 
 async def _credential(env: RelayEnv, case: Case) -> tuple[str, str]:
