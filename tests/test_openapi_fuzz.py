@@ -46,6 +46,7 @@ async def test_management_routes_hold_to_the_document(tmp_path: Path, caller: st
             "1",
             "--workers",
             "1",
+            cwd=tmp_path,  # its .schemathesis/ cache stays out of the work tree
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )

@@ -1,7 +1,7 @@
 // Conformance driver: reads one JSON call per line on stdin, answers one JSON line per call on stdout.
 // In:  {"id", "address", "credential", "service": "relay"|"billing", "method", "request": <proto JSON>,
 //       "cancel_after"?: chunks to read before aborting a stream}
-// Out: {"id", "ok": true, "response"?: <proto JSON>, "chunks"?: [<proto JSON>]}
+// Out: {"id", "ok": true, "response"?: <proto JSON>, "chunks"?: [<proto JSON>], "cancelled"?: true}
 //   or {"id", "ok": false, "code": <gRPC code number>, "reason": <ErrorInfo reason>, "chunks": [...]}
 // Calls run concurrently, so one process serves a whole test session.
 import { createInterface } from "node:readline";
@@ -55,7 +55,10 @@ async function run(call: Call): Promise<Answer> {
     const abort = new AbortController();
     for await (const chunk of client[call.method]!(request, { signal: abort.signal })) {
       chunks.push(toJson(method.output, chunk, JSON_OPTIONS));
-      if (call.cancel_after !== undefined && chunks.length >= call.cancel_after) abort.abort();
+      if (call.cancel_after != null && chunks.length >= call.cancel_after) {
+        abort.abort();
+        return { ok: true, chunks, cancelled: true };
+      }
     }
     return { ok: true, chunks };
   } catch (error) {

@@ -37,7 +37,9 @@ def build_client() -> Path:
     tsc = CLIENT_DIR / "node_modules" / ".bin" / "tsc"
     if shutil.which("node") is None or not tsc.exists():
         raise RuntimeError("the TypeScript client needs node and `npm ci` in clients/typescript (scripts/setup dev)")
-    subprocess.run([str(tsc), "-p", str(CLIENT_DIR / "tsconfig.json")], check=True, capture_output=True)
+    compiled = subprocess.run([str(tsc), "-p", str(CLIENT_DIR / "tsconfig.json")], capture_output=True, text=True)
+    if compiled.returncode != 0:
+        raise RuntimeError(f"tsc failed:\n{compiled.stdout}{compiled.stderr}")
     return CLIENT_DIR / "dist" / "driver.js"
 
 
