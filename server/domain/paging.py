@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import dataclasses
 from collections.abc import Sequence
 from typing import Generic, TypeVar
@@ -40,5 +39,5 @@ def decode_page_token(token: str) -> str:
         return ""
     try:
         return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text b64decode refuses
         raise InvalidArgumentError("page_token is not one this server issued", param="page_token") from None

@@ -1,0 +1,1 @@
+"""One table of relay cases run through every door: REST (openai SDK, raw HTTP), gRPC and the TypeScript client."""
