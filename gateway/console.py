@@ -1,4 +1,8 @@
-"""The web console: static HTML, CSS and ES modules from `gateway/console/`, served at `/` under a strict CSP."""
+"""The web console: static HTML, CSS and ES modules from `gateway/console/`, served at `/` under a strict CSP.
+
+`gateway/console/vendor/` holds libraries copied from npm by `scripts/vendor-console`, served under
+`/console/vendor/`.
+"""
 
 from __future__ import annotations
 
@@ -33,21 +37,22 @@ class Console:
     """Serves the console's files, read once at start-up; any other name under /console/ is 404."""
 
     def __init__(self, directory: Path = ASSETS) -> None:
+        paths = [*directory.iterdir(), *(directory / "vendor").glob("*")]
         self._files = {
-            path.name: (path.read_bytes(), CONTENT_TYPES[path.suffix])
-            for path in sorted(directory.iterdir())
-            if path.suffix in CONTENT_TYPES
+            path.relative_to(directory).as_posix(): (path.read_bytes(), CONTENT_TYPES[path.suffix])
+            for path in sorted(paths)
+            if path.is_file() and path.suffix in CONTENT_TYPES
         }
 
     @property
     def names(self) -> tuple[str, ...]:
-        """The served file names."""
+        """The served file names, relative to the console directory (`app.js`, `vendor/uPlot.esm.js`)."""
         return tuple(self._files)
 
     def routes(self) -> list[Route]:
         return [
             Route("/", self.index, methods=["GET", "HEAD"]),
-            Route("/console/{name}", self.asset, methods=["GET", "HEAD"]),
+            Route("/console/{name:path}", self.asset, methods=["GET", "HEAD"]),
         ]
 
     async def index(self, _: Request) -> Response:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
 from gateway.console import ASSETS, CONTENT_TYPES, Console
 from tests.support.inprocess import Running
+
+CONSOLE_DEPS = Path(__file__).parents[1] / "console-deps"
+VENDOR = ASSETS / "vendor"
 
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"  # an XML namespace name, never fetched
 _URL = re.compile(r"""(?:https?:)?//[A-Za-z0-9.-]+\.[A-Za-z]{2,}|url\(""")
@@ -15,17 +20,50 @@ _MODULE_IMPORT = re.compile(r"""from\s+"([^"]+)"|import\s*\(\s*"([^"]+)"\s*\)"""
 
 
 def _texts() -> dict[str, str]:
-    return {path.name: path.read_text() for path in ASSETS.iterdir()}
+    """Our own files and the vendored ones that are served, by their name under /console/."""
+    own = {path.name: path.read_text() for path in ASSETS.iterdir() if path.is_file()}
+    vendored = {f"vendor/{path.name}": path.read_text() for path in VENDOR.iterdir() if path.suffix in CONTENT_TYPES}
+    return own | vendored
+
+
+def _vendor_map() -> dict[str, str]:
+    """npm package file → file name in gateway/console/vendor/, from console-deps/package.json."""
+    vendor: dict[str, str] = json.loads((CONSOLE_DEPS / "package.json").read_text())["vendor"]
+    return vendor
 
 
 def test_every_file_in_the_console_directory_is_served() -> None:
     assert sorted(Console().names) == sorted(_texts())
     assert {name.rpartition(".")[2] for name in Console().names} <= {suffix[1:] for suffix in CONTENT_TYPES}
+    assert {path.name for path in ASSETS.iterdir() if path.is_dir()} == {"vendor"}
 
 
 def test_no_asset_points_outside_the_site() -> None:
     for name, text in _texts().items():
+        if name.startswith("vendor/"):
+            continue  # the library's comments cite web pages; the next test checks it fetches nothing
         assert _URL.findall(text.replace(SVG_NAMESPACE, "")) == [], name
+
+
+def test_vendored_files_import_and_fetch_nothing() -> None:
+    for name, text in _texts().items():
+        if name.startswith("vendor/"):
+            assert _MODULE_IMPORT.findall(text) == [] and re.search(r"\bimport\s", text) is None, name
+            assert "fetch(" not in text and "XMLHttpRequest" not in text and "url(" not in text, name
+
+
+def test_vendored_files_are_the_pinned_npm_packages_files() -> None:
+    package = json.loads((CONSOLE_DEPS / "package.json").read_text())
+    lock = json.loads((CONSOLE_DEPS / "package-lock.json").read_text())
+    for name, version in package["dependencies"].items():
+        assert re.fullmatch(r"\d+\.\d+\.\d+", version), (name, version)  # exact, never a range
+        assert lock["packages"][f"node_modules/{name}"]["version"] == version
+    assert sorted(_vendor_map().values()) == sorted(path.name for path in VENDOR.iterdir())
+    modules = CONSOLE_DEPS / "node_modules"
+    if not modules.is_dir():
+        pytest.skip("console-deps/node_modules is absent (no npm): run scripts/vendor-console to compare bytes")
+    for source, target in _vendor_map().items():
+        assert (VENDOR / target).read_bytes() == (modules / source).read_bytes(), target
 
 
 def test_modules_import_only_console_modules_that_exist() -> None:

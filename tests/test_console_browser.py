@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,7 +15,7 @@ import pytest
 from playwright.async_api import Dialog, Page, expect
 
 from server.domain.money import format_usd
-from tests.support.browser import browser_page, screenshot
+from tests.support.browser import browser_page, csp_violations, screenshot
 from tests.support.inprocess import OPERATOR_KEY, PASSWORD
 from tests.support.relay_env import RelayEnv, relay_env
 
@@ -44,6 +44,24 @@ async def _log_in(page: Page, name: str, password: str) -> None:
 async def _chat(base_url: str, key: str) -> None:
     async with openai.AsyncOpenAI(api_key=key, base_url=f"{base_url}/v1", max_retries=0) as client:
         await client.chat.completions.create(model="deepseek-chat", messages=[{"role": "user", "content": "hello"}])
+
+
+async def _check_the_spend_chart(page: Page, model: str, cost: int) -> None:
+    """uPlot's canvas is drawn, its legend names the model, and its values follow the cursor, in exact USD."""
+    chart = page.locator(".chart .uplot")
+    await expect(chart.locator("canvas")).to_have_count(1)
+    day, served = chart.locator(".u-legend .u-series").first, chart.locator(".u-legend .u-series", has_text=model)
+    await expect(served.locator(".u-label")).to_have_text(model)
+    await expect(served.locator(".u-value")).to_have_text(usd(cost))  # the 30 days' total while the cursor is away
+    plot = chart.locator(".u-over")
+    box = await plot.bounding_box()
+    assert box is not None
+    await plot.hover(position={"x": box["width"] - 3, "y": box["height"] / 2})  # today's bar, the right-most
+    await expect(day.locator(".u-value")).to_have_text(datetime.now(UTC).date().isoformat())
+    await expect(served.locator(".u-value")).to_have_text(usd(cost))
+    await plot.hover(position={"x": 3, "y": box["height"] / 2})  # 29 days ago: nothing spent
+    await expect(served.locator(".u-value")).to_have_text(usd(0))
+    await plot.hover(position={"x": box["width"] - 3, "y": box["height"] / 2})
 
 
 async def test_a_user_creates_a_token_calls_with_it_audits_and_deletes_it(env: RelayEnv) -> None:
@@ -90,8 +108,9 @@ async def test_a_user_creates_a_token_calls_with_it_audits_and_deletes_it(env: R
         await page.get_by_role("link", name="Home").click()
         await expect(page.locator("#balance")).to_have_text(usd(STARTING_BALANCE - cost))
         await expect(page.locator("#spent-today")).to_have_text(usd(cost))
-        await expect(page.locator(".chart svg rect")).to_have_count(1)
-        await expect(page.locator("main table")).to_contain_text("browser-app")
+        await expect(page.locator("#top-tokens table")).to_contain_text("browser-app")
+        await _check_the_spend_chart(page, "deepseek-chat", cost)
+        assert await csp_violations(page) == [] and console_errors == []  # uPlot drew it within the CSP
         await screenshot(page, "home")
 
         await page.get_by_role("link", name="Models & pricing").click()
@@ -190,8 +209,15 @@ async def test_logs_page_through_filter_and_show_local_times(env: RelayEnv) -> N
     async with openai.AsyncOpenAI(api_key=second_key, base_url=f"{base_url}/v1", max_retries=0) as client:
         await client.chat.completions.create(model="claude-haiku-4-5", messages=[{"role": "user", "content": "hi"}])
     newest = (await env.running.http.get("/api/v1/logs?page_size=1", headers=env.session)).json()["logs"][0]
+    by_model = await env.running.http.get("/api/v1/usage?group_by=USAGE_GROUPING_MODEL", headers=env.session)
+    spent = {bucket["model"]: int(bucket["cost_micros"]) for bucket in by_model.json()["buckets"]}
+    assert sorted(spent) == ["claude-haiku-4-5", "deepseek-chat"]
     async with browser_page(base_url) as page:
         await _log_in(page, "user", PASSWORD)
+        for model, cost in spent.items():  # two models stacked in today's bar
+            await _check_the_spend_chart(page, model, cost)
+        assert await csp_violations(page) == []
+        await screenshot(page, "home-two-models")
         await page.get_by_role("link", name="Logs").click()
         rows = page.locator("#log-results tbody tr")
         await expect(rows).to_have_count(27)

@@ -55,14 +55,18 @@ export async function homePage() {
     el("h2", {}, `Spend per day (UTC), last ${DAYS} days`),
     spendChart(daily.buckets, days),
     el("h2", {}, "Most used tokens (30 days)"),
-    table(
-      [
-        ["Token", (row) => names.get(row.token_id) ?? `${row.token_id} (deleted)`],
-        ["Requests", (row) => count(row.requests), "num"],
-        ["Spent", (row) => usd(row.cost_micros), "num"],
-      ],
-      busiest,
-      "No calls yet: create a token on the Tokens page and point your OpenAI SDK at this server.",
+    el(
+      "div",
+      { id: "top-tokens" },
+      table(
+        [
+          ["Token", (row) => names.get(row.token_id) ?? `${row.token_id} (deleted)`],
+          ["Requests", (row) => count(row.requests), "num"],
+          ["Spent", (row) => usd(row.cost_micros), "num"],
+        ],
+        busiest,
+        "No calls yet: create a token on the Tokens page and point your OpenAI SDK at this server.",
+      ),
     ),
   );
 }

@@ -12,6 +12,13 @@ from playwright.async_api import Page, async_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
+# Runs before the page's own code (through the driver, outside the CSP) and records what the CSP refuses.
+_WATCH_CSP = """
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.cspViolations.push(`${event.effectiveDirective} refused ${event.blockedURI || "inline code"}`);
+});
+"""
 
 
 def require_chromium() -> None:
@@ -37,12 +44,19 @@ async def browser_page(base_url: str, *, timezone: str = "Asia/Tokyo") -> AsyncI
                 locale="en-US",
                 viewport={"width": 1400, "height": 900},
             )
+            await context.add_init_script(_WATCH_CSP)
             await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
             page = await context.new_page()
             page.set_default_timeout(10_000)
             yield page
         finally:
             await browser.close()
+
+
+async def csp_violations(page: Page) -> list[str]:
+    """What the page's Content-Security-Policy has refused since it was loaded."""
+    found: list[str] = await page.evaluate("window.cspViolations")
+    return found
 
 
 async def screenshot(page: Page, name: str) -> Path:
