@@ -47,7 +47,7 @@ async def _held(env: RelayEnv, token_id: str) -> int:
     return await env.running.tollgate.domain.admission.held(token_id)
 
 
-async def _slots_drain(env: RelayEnv, token_id: str, within: float = 3.0) -> None:
+async def _slots_drain(env: RelayEnv, token_id: str, within: float = 1.0) -> None:
     deadline = time.monotonic() + within
     while await _held(env, token_id):
         assert time.monotonic() < deadline, f"{await _held(env, token_id)} slots still held after {within} s"

@@ -143,8 +143,8 @@ CASES = (
         http_status=429,
         grpc_code=grpc.StatusCode.RESOURCE_EXHAUSTED,
         error_type="rate_limit_error",
-        charge_micros=None,  # the holder's cancelled stream, estimated
-        rows=(Row("cancelled", stream=True, estimated=True),),
+        charge_micros=None,  # the holder's cancelled stream, billed from its drained upstream usage
+        rows=(Row("cancelled", stream=True),),
     ),
     Case(
         "context_length_exceeded",
@@ -191,8 +191,8 @@ CASES = (
         text="[[scenario: chunks=200,chunk_interval_ms=20]]",
         cancel_after=3,
         text_prefix="Echo:",
-        charge_micros=None,
-        rows=(Row("cancelled", stream=True, estimated=True),),
+        charge_micros=None,  # what the upstream generated: drained after the client left, its usage billed
+        rows=(Row("cancelled", stream=True),),
     ),
     Case(
         "token_deleted_between_calls",

@@ -50,8 +50,9 @@ async def run_case(env: RelayEnv, driver: Driver, case: Case, database: Path) ->
             assert deleted.status_code == 200, deleted.text
         async with _slot_held(env, key, case.setup is Setup.SLOT_HELD):
             outcome = await driver.call(call)
-    # A cancelled stream settles after its caller has gone: wait (briefly) for every row and released hold.
-    for _ in range(60):
+    # A cancelled stream settles after its caller has gone, once its upstream is drained (the upstream's own
+    # usage is billed): wait for every row and released hold.
+    for _ in range(400):
         spent, held, rows, costs = _read(database, token_id)
         if len(rows) >= len(case.rows) and held == 0:
             break
@@ -68,7 +69,7 @@ async def _slot_held(env: RelayEnv, key: str, held: bool) -> AsyncIterator[None]
     stub = relay_pb2_grpc.RelayServiceStub(env.channel)
     params = chat_pb2.ChatCompletionParams(
         model="deepseek-chat",
-        messages=[chat_pb2.ChatMessage(role="user", content="[[scenario: chunks=400,chunk_interval_ms=20]]")],
+        messages=[chat_pb2.ChatMessage(role="user", content="[[scenario: chunks=150,chunk_interval_ms=20]]")],
     )
     holder = stub.StreamChatCompletion(
         relay_pb2.StreamChatCompletionRequest(params=params), metadata=(("authorization", f"Bearer {key}"),)
