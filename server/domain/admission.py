@@ -49,6 +49,15 @@ class Ticket:
         self._finished = True
         self._admission._give_back(self, used_tokens)
 
+    def release_slot(self) -> None:
+        """Frees only the concurrency slot, now: the client has gone while Tollgate still drains its upstream.
+
+        The token windows are corrected later by `finish`, once the tokens used are known.
+        """
+        if not self._finished and self._lease is not None:
+            self._admission._release(self._lease)
+            self._lease = None
+
 
 class Admission:
     """Decides admission over a Limiter (process memory or Redis) and keeps held leases alive."""
@@ -137,7 +146,16 @@ class Admission:
 
     def _give_back(self, ticket: Ticket, used_tokens: int | None) -> None:
         self._open -= 1
-        lease = ticket._lease
+        corrections = []
+        if used_tokens is not None and used_tokens != ticket._counted_tokens:
+            corrections = [(key, bucket, used_tokens - ticket._counted_tokens) for key, bucket in ticket._token_windows]
+        self._tell_limiter_later(ticket._lease, corrections)
+
+    def _release(self, lease: tuple[str, str]) -> None:
+        self._tell_limiter_later(lease, [])
+
+    def _tell_limiter_later(self, lease: tuple[str, str] | None, corrections: list[tuple[str, int, int]]) -> None:
+        """Forgets the lease here at once (no more renewals); tells the limiter in a tracked task."""
         if lease is not None:
             key, lease_id = lease
             held = self._leases.get(key)
@@ -145,9 +163,6 @@ class Admission:
                 held.discard(lease_id)
                 if not held:
                     del self._leases[key]
-        corrections = []
-        if used_tokens is not None and used_tokens != ticket._counted_tokens:
-            corrections = [(key, bucket, used_tokens - ticket._counted_tokens) for key, bucket in ticket._token_windows]
         if lease is None and not corrections:
             return
         task = asyncio.create_task(self._tell_limiter(lease, corrections), name="limits release")

@@ -58,8 +58,9 @@ class Settlement:
 
     Gives back what the call held (its channel place, its admission ticket, corrected to the tokens
     used) and settles its hold. When a stream's client left while its upstream still streams, the
-    upstream is drained first (drains.py): the asker does not wait for that, the settlement does, and
-    the channel place and ticket are held until the drain ends.
+    upstream is drained first (drains.py): the asker does not wait for that, the settlement does; the
+    client's concurrency slot is freed at once, the channel place and the rest of the ticket when the
+    drain ends.
     """
 
     def __init__(
@@ -86,6 +87,7 @@ class Settlement:
             if self._pump is not None and not self._pump[0].task.done():
                 pump, drains = self._pump
                 self._drain = drains.adopt(pump)
+                self._ticket.release_slot()  # the client has gone: its slot is free while Tollgate drains
             self._task = self._start(self._ended())
         if self._drain is None or self._drain.done():
             # Usually settled at once, so the caller's answer and its usage row agree; while the
