@@ -40,9 +40,14 @@ REDIS_URL = os.environ.get("TOLLGATE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0
 
 @contextlib.contextmanager
 def _backends(workdir: Path, backend: str) -> Iterator[str]:
-    """The TOML lines choosing the stores: a fresh SQLite file, or a fresh PostgreSQL database and Redis."""
+    """The TOML lines choosing the stores: a fresh SQLite file, or a fresh PostgreSQL database and Redis.
+
+    The channel's ceiling is raised past the default 512 so the stream-capacity scenario measures
+    Tollgate, not the limit an operator sets for a real upstream.
+    """
+    limits = "[limits]\nchannel_max_concurrency = 10000\n"
     if backend == "sqlite":
-        yield f'database_url = "sqlite:///{workdir / "tollgate.db"}"\n'
+        yield f'database_url = "sqlite:///{workdir / "tollgate.db"}"\n{limits}'
         return
     name = f"tollgate_bench_{secrets.token_hex(6)}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
@@ -50,7 +55,7 @@ def _backends(workdir: Path, backend: str) -> Iterator[str]:
     try:
         parts = urlsplit(POSTGRES_ADMIN_URL)
         url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
-        yield f'database_url = "{url}"\nredis_url = "{REDIS_URL}"\n[limits]\nredis_prefix = "{name}:"\n'
+        yield f'database_url = "{url}"\nredis_url = "{REDIS_URL}"\n{limits}redis_prefix = "{name}:"\n'
     finally:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
