@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Final
 
 from starlette.responses import StreamingResponse
+from starlette.types import Send
 
 SSE_HEADERS: Final = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 SSE_MEDIA_TYPE: Final = "text/event-stream"
@@ -28,7 +29,7 @@ def frame(data: bytes, event: str | None = None) -> bytes:
 
 
 async def event_stream_response(
-    events: AsyncIterator[bytes],
+    events: AsyncGenerator[bytes, None],
     *,
     error_event: Callable[[Exception], bytes],
     done_event: bytes | None = DONE_EVENT,
@@ -39,28 +40,26 @@ async def event_stream_response(
 
     Raises whatever `events` raises before its first event. Later errors are framed by `error_event`
     and end the stream without `done_event`. A `: keep-alive` comment goes out after each
-    `keepalive_seconds` of silence.
+    `keepalive_seconds` of silence once the first event is out (before it, an error is an HTTP error).
     """
-    paced = _with_keepalive(events, keepalive_seconds)
     first: bytes | None = None
     try:
-        while first is None:  # no keep-alive before the first event: until then an error is an HTTP error
-            first = await anext(paced)
+        first = await anext(events)
     except StopAsyncIteration:
         first = None  # an empty stream: only the terminator follows
     except BaseException:
-        await paced.aclose()
+        await events.aclose()
         raise
-    return StreamingResponse(
-        _body(first, paced, error_event, done_event),
-        media_type=SSE_MEDIA_TYPE,
+    return _EventStreamResponse(
+        _body(first, events, error_event, done_event),
+        keepalive_seconds=keepalive_seconds,
         headers={**SSE_HEADERS, **(headers or {})},
     )
 
 
 async def _body(
     first: bytes | None,
-    rest: AsyncGenerator[bytes | None, None],
+    rest: AsyncGenerator[bytes, None],
     error_event: Callable[[Exception], bytes],
     done_event: bytes | None,
 ) -> AsyncIterator[bytes]:
@@ -68,7 +67,7 @@ async def _body(
         if first is not None:
             yield first
         async for event in rest:
-            yield KEEPALIVE_COMMENT if event is None else event
+            yield event
     except Exception as exc:
         yield error_event(exc)
         return
@@ -78,38 +77,46 @@ async def _body(
         yield done_event
 
 
-async def _with_keepalive(source: AsyncIterator[bytes], interval: float) -> AsyncGenerator[bytes | None, None]:
-    """`source`'s items, with None after each `interval` of silence; never cancels a pending read.
+class _EventStreamResponse(StreamingResponse):
+    """Sends the events and, beside them, a keep-alive comment after each interval of silence.
 
-    One reader task feeds a queue so that the wait for the next item can time out safely: timing out
-    a read of a gRPC stream itself would cancel the call.
+    A timer task writes the comment, sharing the connection with the events under a lock. The read
+    of the next event is never wrapped in a timeout (timing one out would cancel a gRPC call), and an
+    event costs no extra task switch, queue or timer: only the timer's one wake-up per interval.
     """
-    queue: asyncio.Queue[tuple[bytes | None, BaseException | None, bool]] = asyncio.Queue(maxsize=1)
 
-    async def read() -> None:
+    def __init__(self, body: AsyncIterator[bytes], *, keepalive_seconds: float, headers: dict[str, str]) -> None:
+        super().__init__(body, media_type=SSE_MEDIA_TYPE, headers=headers)
+        self._events = body
+        self._keepalive_seconds = keepalive_seconds
+
+    async def stream_response(self, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self._keepalive_seconds
+        writing = asyncio.Lock()
+        last_write = loop.time()
+
+        async def write(chunk: bytes) -> None:
+            nonlocal last_write
+            async with writing:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            last_write = loop.time()
+
+        async def keep_alive() -> None:
+            while True:
+                wait = last_write + interval - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                else:
+                    await write(KEEPALIVE_COMMENT)
+
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        timer = asyncio.create_task(keep_alive(), name="sse-keepalive")
         try:
-            async for item in source:
-                await queue.put((item, None, False))
-        except Exception as exc:
-            await queue.put((None, exc, True))
-            return
-        await queue.put((None, None, True))
-
-    reader = asyncio.create_task(read(), name="sse-reader")
-    try:
-        while True:
-            try:
-                async with asyncio.timeout(interval):
-                    item, error, finished = await queue.get()
-            except TimeoutError:
-                yield None
-                continue
-            if error is not None:
-                raise error
-            if finished:
-                return
-            yield item
-    finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+            async for event in self._events:
+                await write(event)
+        finally:
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -8,7 +8,7 @@ Claude clients authenticate with `x-api-key` or `Authorization: Bearer`, and sen
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import grpc
@@ -135,7 +135,7 @@ class AnthropicRoutes:
     ) -> Response:
         call = self._stream(message, **_call_kwargs(options))
 
-        async def events() -> AsyncIterator[bytes]:
+        async def events() -> AsyncGenerator[bytes, None]:
             try:
                 async for event in call:
                     yield frame(dump_json(_json(event.data)), event=event.event)

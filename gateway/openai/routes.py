@@ -7,7 +7,7 @@ OpenAI SDK sends `Accept: application/json` either way); both go through the gRP
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -134,7 +134,7 @@ class OpenAIRoutes:
     ) -> Response:
         call = self._stream(message, **_call_kwargs(options))
 
-        async def events() -> AsyncIterator[bytes]:
+        async def events() -> AsyncGenerator[bytes, None]:
             try:
                 async for chunk in call:
                     yield frame(dump_json(wire.chunk_to_json(chunk)))
