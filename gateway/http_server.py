@@ -11,13 +11,13 @@ from typing import ClassVar
 
 import uvicorn
 from starlette.types import ASGIApp
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 HEAD_TIMEOUT_SECONDS = 10.0
 
 
-class _HeadTimeoutProtocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol that closes a connection whose request head does not arrive in time.
+class _HeadTimeoutProtocol(HttpToolsProtocol):
+    """uvicorn's httptools HTTP/1.1 protocol that closes a connection whose request head does not arrive in time.
 
     uvicorn bounds the idle time between requests (keep-alive) but not the time a client may take to
     send a request's head, so a slow client could hold a socket for ever (slowloris). The clock runs
@@ -57,7 +57,7 @@ class _HeadTimeoutProtocol(H11Protocol):
             self.transport.close()
 
 
-def _protocol_with_head_timeout(seconds: float) -> type[H11Protocol]:
+def _protocol_with_head_timeout(seconds: float) -> type[HttpToolsProtocol]:
     return type("HeadTimeoutProtocol", (_HeadTimeoutProtocol,), {"head_timeout": seconds})
 
 
