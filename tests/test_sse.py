@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import httpx
 import pytest
@@ -23,7 +23,7 @@ class Scenario:
         self.source_closed = asyncio.Event()
         self.items: list[bytes | Exception | float] = []
 
-    async def source(self) -> AsyncIterator[bytes]:
+    async def source(self) -> AsyncGenerator[bytes, None]:
         try:
             for item in self.items:
                 if isinstance(item, Exception):
