@@ -85,9 +85,10 @@ class _EventStreamResponse(StreamingResponse):
     event costs no extra task switch, queue or timer: only the timer's one wake-up per interval.
     """
 
+    body_iterator: AsyncIterator[bytes]
+
     def __init__(self, body: AsyncIterator[bytes], *, keepalive_seconds: float, headers: dict[str, str]) -> None:
         super().__init__(body, media_type=SSE_MEDIA_TYPE, headers=headers)
-        self._events = body
         self._keepalive_seconds = keepalive_seconds
 
     async def stream_response(self, send: Send) -> None:
@@ -113,7 +114,7 @@ class _EventStreamResponse(StreamingResponse):
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         timer = asyncio.create_task(keep_alive(), name="sse-keepalive")
         try:
-            async for event in self._events:
+            async for event in self.body_iterator:
                 await write(event)
         finally:
             timer.cancel()

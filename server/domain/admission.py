@@ -55,7 +55,7 @@ class Ticket:
         The token windows are corrected later by `finish`, once the tokens used are known.
         """
         if not self._finished and self._lease is not None:
-            self._admission._release(self._lease)
+            self._admission._tell_limiter_later(self._lease, [])
             self._lease = None
 
 
@@ -150,9 +150,6 @@ class Admission:
         if used_tokens is not None and used_tokens != ticket._counted_tokens:
             corrections = [(key, bucket, used_tokens - ticket._counted_tokens) for key, bucket in ticket._token_windows]
         self._tell_limiter_later(ticket._lease, corrections)
-
-    def _release(self, lease: tuple[str, str]) -> None:
-        self._tell_limiter_later(lease, [])
 
     def _tell_limiter_later(self, lease: tuple[str, str] | None, corrections: list[tuple[str, int, int]]) -> None:
         """Forgets the lease here at once (no more renewals); tells the limiter in a tracked task."""
