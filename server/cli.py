@@ -59,8 +59,6 @@ def _configure_logging(level: str, kind: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(kind))
     logging.basicConfig(level=level.upper(), handlers=[handler])
-    # aiosqlite logs every statement with its parameters at DEBUG: key hashes and session hashes included.
-    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, logging.getLogger().level))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -114,6 +114,8 @@ async def test_a_user_creates_a_token_calls_with_it_audits_and_deletes_it(env: R
         await screenshot(page, "home")
 
         await page.get_by_role("link", name="Models & pricing").click()
+        # The home page stays until the pricing page replaces it: its tables must not be the ones matched.
+        await expect(page.get_by_role("heading", name="Models & pricing")).to_be_visible()
         await expect(page.locator("main table")).to_contain_text("deepseek-chat")
         await screenshot(page, "pricing")
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from server.errors import InvalidArgumentError
+from server.errors import DatabaseUnavailableError, InvalidArgumentError
 from server.storage.sqlite import SqliteStore, sqlite_path
+from server.storage.sqlite.database import SqliteDatabase
 
 
 @pytest.mark.parametrize(
@@ -45,3 +47,79 @@ async def test_money_columns_are_integers_and_nothing_is_a_float(tmp_path: Path)
     money = {(table, name): kind for table, name, kind in columns if name.endswith("_micros")}
     assert len(money) >= 9 and set(money.values()) == {"INTEGER"}, money
     assert not [c for c in columns if c[2] in ("REAL", "FLOAT", "DOUBLE", "NUMERIC")]
+
+
+async def _ticking(ticks: list[int]) -> None:
+    while True:
+        await asyncio.sleep(0.005)
+        ticks.append(1)
+
+
+async def test_a_write_waits_out_another_process_lock_while_the_loop_runs(tmp_path: Path) -> None:
+    db = await SqliteDatabase.open(f"sqlite:///{tmp_path}/t.db")
+    await db.execute("CREATE TABLE t (v INTEGER)")
+    other = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # what the operator CLI does while it credits an account
+    ticks: list[int] = []
+    ticker = asyncio.create_task(_ticking(ticks))
+    single = asyncio.create_task(db.execute("INSERT INTO t VALUES (1)"))
+    await asyncio.sleep(0.3)
+    assert not single.done()
+    assert len(ticks) >= 10  # the statement waits with asyncio.sleep, not on the loop's thread
+    other.execute("COMMIT")
+    assert await asyncio.wait_for(single, 2) == 1
+    ticker.cancel()
+    other.close()
+    assert await db.fetchall("SELECT v FROM t") == [(1,)]
+    await db.close()
+
+
+@pytest.mark.parametrize("in_transaction", [False, True])
+async def test_a_lock_held_too_long_is_unavailable_and_nothing_is_written(tmp_path: Path, in_transaction: bool) -> None:
+    db = await SqliteDatabase.open(f"sqlite:///{tmp_path}/t.db", busy_seconds=0.2)
+    await db.execute("CREATE TABLE t (v INTEGER)")
+    other = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(DatabaseUnavailableError):
+        if in_transaction:
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO t VALUES (1)")
+        else:
+            await db.execute("INSERT INTO t VALUES (1)")
+    other.execute("ROLLBACK")
+    other.close()
+    assert await db.fetchall("SELECT v FROM t") == []
+    await db.execute("INSERT INTO t VALUES (2)")  # the connection is left usable
+    assert await db.fetchall("SELECT v FROM t") == [(2,)]
+    await db.close()
+
+
+async def _wal_bytes_after_commits(tmp_path: Path, checkpoint_every: int) -> int:
+    db = await SqliteDatabase.open(f"sqlite:///{tmp_path}/t.db", checkpoint_every=checkpoint_every)
+    await db.execute("CREATE TABLE t (v BLOB)")
+    for _ in range(300):
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO t VALUES (?)", (b"x" * 3000,))
+        await asyncio.sleep(0)  # requests yield between commits; the checkpoint runs there
+    size = (tmp_path / "t.db-wal").stat().st_size
+    assert (await db.fetchone("SELECT COUNT(*) FROM t")) == (300,)
+    await db.close()
+    assert not (tmp_path / "t.db-wal").exists()  # the last connection out checkpoints and removes it
+    return size
+
+
+async def test_checkpoints_keep_the_wal_short(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    checkpointed = await _wal_bytes_after_commits(tmp_path / "a", checkpoint_every=20)
+    unchecked = await _wal_bytes_after_commits(tmp_path / "b", checkpoint_every=10_000)
+    assert unchecked > 300 * 4096  # a frame per commit at least: without checkpoints the WAL only grows
+    per_commit = unchecked / 300
+    assert checkpointed <= 25 * per_commit, (checkpointed, unchecked)  # 20 commits between checkpoints
+
+
+async def test_an_in_memory_database_keeps_everything_on_one_connection() -> None:
+    store = await SqliteStore.open("sqlite://:memory:")
+    await store.migrate()
+    assert await store.accounts.list_accounts("", 10) == []
+    await store.close()
