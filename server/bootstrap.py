@@ -30,11 +30,13 @@ from server.domain.routing import Channel, Router
 from server.domain.sessions import Sessions
 from server.domain.token_cache import TokenCache
 from server.domain.tokens import Tokens
-from server.grpc_server import MESSAGE_SIZE_OPTIONS, GrpcServer, start_grpc_server
+from server.grpc_server import GrpcServer, start_grpc_server
+from server.interceptors import EdgeInterceptor
 from server.limits.base import Limiter
 from server.limits.fallback import FallbackLimiter
 from server.limits.memory import MemoryLimiter
 from server.limits.redis import RedisLimiter
+from server.local_channel import LocalChannel
 from server.metrics import Metrics
 from server.providers.anthropic import AnthropicProvider
 from server.providers.base import Provider
@@ -227,7 +229,7 @@ class Tollgate:
 
     async def stop(self, grace: float) -> None:
         """Graceful shutdown: stop accepting, drain in-flight calls within `grace`, close in reverse order."""
-        await asyncio.gather(self.http_server.stop(grace), self.grpc_server.stop(grace))
+        await asyncio.gather(self.http_server.stop(grace), self.grpc_server.stop(grace), self.channel.close(grace))
         await self.domain.relay.drains.stop(grace)  # streams whose client left: final usage, or cut and estimated
         await self.domain.billing.drain(timeout=max(grace, 5.0))  # settlements of cancelled calls finish first
         await self.domain.admission.close()
@@ -237,7 +239,6 @@ class Tollgate:
         await asyncio.gather(*background, return_exceptions=True)
         if self.domain.revocations is not None:
             await self.domain.revocations.close()
-        await self.channel.close()
         await self.upstream_client.close()
         await self.store.close()
 
@@ -249,19 +250,14 @@ async def start(config: Config) -> Tollgate:
     try:
         key_sha256, generated_key = await operator_key_sha256(store, config.admin_key)
         domain = build_domain(store, config, key_sha256, upstream_client)
-        grpc_server = await start_grpc_server(
-            config.grpc.listen,
-            domain.servicers(),
-            domain.authenticator(key_sha256),
-            ACCESS,
-            on_finished=domain.metrics.rpc_finished,
-        )
+        edge = EdgeInterceptor(ACCESS, domain.authenticator(key_sha256), domain.metrics.rpc_finished)
+        servicers = domain.servicers()
+        grpc_server = await start_grpc_server(config.grpc.listen, servicers, edge)
     except BaseException:
         await upstream_client.close()
         await store.close()
         raise
-    grpc_host, _ = split_host_port(config.grpc.listen)
-    channel = grpc.aio.insecure_channel(f"{_loopback(grpc_host)}:{grpc_server.port}", options=MESSAGE_SIZE_OPTIONS)
+    channel = LocalChannel.serving(servicers, edge)  # the same servicers and edge, without the loopback socket
     http_host, http_port = split_host_port(config.http.listen)
     try:
         body_limits = BodyLimits(config.http.max_body_bytes, config.http.body_timeout_seconds)
@@ -299,12 +295,3 @@ async def run_reaper(billing: Billing, interval: float) -> None:
         except Exception:
             log.exception("the reaper failed; it will try again")
         await asyncio.sleep(interval)
-
-
-def _loopback(host: str) -> str:
-    """Where a process reaches its own server bound to `host`."""
-    if host in ("0.0.0.0", ""):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host

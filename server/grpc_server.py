@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from server.access import ACCESS, Role
-from server.auth import Authenticator
 from server.interceptors import EdgeInterceptor
 from server.services import Servicers
 
@@ -36,17 +34,9 @@ class GrpcServer:
         await self.server.stop(grace)
 
 
-async def start_grpc_server(
-    listen: str,
-    servicers: Servicers,
-    authenticator: Authenticator,
-    access: Mapping[str, frozenset[Role]] = ACCESS,
-    on_finished: Callable[[str, str, float], None] = lambda method, code, seconds: None,
-) -> GrpcServer:
-    """Registers everything, binds `listen` (port 0 picks one) and starts serving."""
-    server = grpc.aio.server(
-        interceptors=[EdgeInterceptor(access, authenticator, on_finished)], options=MESSAGE_SIZE_OPTIONS
-    )
+async def start_grpc_server(listen: str, servicers: Servicers, edge: EdgeInterceptor) -> GrpcServer:
+    """Registers everything behind `edge`, binds `listen` (port 0 picks one) and starts serving."""
+    server = grpc.aio.server(interceptors=[edge], options=MESSAGE_SIZE_OPTIONS)
     service_names = servicers.register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

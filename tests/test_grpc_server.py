@@ -16,6 +16,7 @@ from server.auth import operator_key_sha256, sha256_hex
 from server.bootstrap import build_domain
 from server.config import Config
 from server.grpc_server import start_grpc_server
+from server.interceptors import EdgeInterceptor
 from server.providers.http import create_http_client
 from server.storage.sqlite import SqliteStore
 from tests.support.grpc_clients import health_status, reflected_services
@@ -136,9 +137,8 @@ async def test_method_missing_from_the_access_table_is_refused(tmp_path: Path) -
     await store.migrate()
     client = create_http_client(1.0)
     domain = build_domain(store, Config(), sha256_hex(OPERATOR_KEY), client)
-    server = await start_grpc_server(
-        "127.0.0.1:0", domain.servicers(), domain.authenticator(sha256_hex(OPERATOR_KEY)), access
-    )
+    edge = EdgeInterceptor(access, domain.authenticator(sha256_hex(OPERATOR_KEY)))
+    server = await start_grpc_server("127.0.0.1:0", domain.servicers(), edge)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = AccountServiceStub(channel)
