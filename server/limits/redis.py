@@ -85,6 +85,10 @@ return 1
 """
 
 
+POOL_CONNECTIONS = 64
+"""Connections to Redis per process; each limiter call holds one for a round trip."""
+
+
 class RedisLimiter:
     """The Limiter Protocol over redis.asyncio; keys are `prefix` + the caller's key."""
 
@@ -99,8 +103,19 @@ class RedisLimiter:
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float, prefix: str = "tollgate:") -> RedisLimiter:
-        client = aioredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        return cls(client, prefix)
+        """A client whose calls wait (up to `timeout`) for a pooled connection when a burst has them all.
+
+        redis-py's default pool raises at once past 100 connections in use: a burst of admissions
+        would read as Redis being down and switch the process to its fallback share.
+        """
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=POOL_CONNECTIONS,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
+        return cls(aioredis.Redis.from_pool(pool), prefix)
 
     async def acquire_lease(self, key: str, lease_id: str, limit: int, ttl: float) -> bool:
         admitted = await self._acquire(keys=[self._prefix + key], args=[lease_id, limit, _ms(ttl)])
