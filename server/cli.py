@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -51,6 +52,15 @@ def _run_fast(main: Coroutine[Any, Any, None]) -> None:
         runner.run(main)
 
 
+def _settle_the_heap() -> None:
+    """Once started: what start-up made lives as long as the process, so the collector stops re-scanning it
+    (`gc.freeze`), and young collections run per 10,000 allocations rather than 700, less often but no longer.
+    Per relayed call the cyclic collector cost about 3 % of the CPU before (perf)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 def _configure_logging(level: str, kind: str) -> None:
     if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log_level must be debug, info, warning or error")
@@ -74,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _serve(config: Config) -> None:
     tollgate = await start(config)
+    _settle_the_heap()
     if tollgate.generated_operator_key:
         print_operator_key(tollgate.generated_operator_key)
     log.info("gRPC listening on port %d", tollgate.grpc_server.port)
