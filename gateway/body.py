@@ -46,12 +46,9 @@ async def read_body(request: Request, limits: BodyLimits) -> bytes:
     A slow client cannot hold a connection and a handler by trickling its body.
     """
     limit, timeout = limits.max_bytes, limits.timeout_seconds
-    too_large = BodyRejectedError(
-        make_status(grpc.StatusCode.INVALID_ARGUMENT, f"request body exceeds {limit} bytes", reason="request_too_large")
-    )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise too_large
+        raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
     try:
@@ -59,7 +56,7 @@ async def read_body(request: Request, limits: BodyLimits) -> bytes:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    raise too_large
+                    raise _too_large(limit)
                 chunks.append(chunk)
     except TimeoutError:
         message = f"the request body did not arrive within {timeout:g} seconds"
@@ -67,6 +64,12 @@ async def read_body(request: Request, limits: BodyLimits) -> bytes:
             make_status(grpc.StatusCode.DEADLINE_EXCEEDED, message, reason="request_timeout")
         ) from None
     return b"".join(chunks)
+
+
+def _too_large(limit: int) -> BodyRejectedError:
+    return BodyRejectedError(
+        make_status(grpc.StatusCode.INVALID_ARGUMENT, f"request body exceeds {limit} bytes", reason="request_too_large")
+    )
 
 
 async def unless_disconnected(operation: Awaitable[_T], call: grpc.aio.Call, receive: Receive) -> _T:
