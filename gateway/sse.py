@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Final
 
 from starlette.responses import StreamingResponse
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
 SSE_HEADERS: Final = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 SSE_MEDIA_TYPE: Final = "text/event-stream"
@@ -90,6 +90,32 @@ class _EventStreamResponse(StreamingResponse):
     def __init__(self, body: AsyncIterator[bytes], *, keepalive_seconds: float, headers: dict[str, str]) -> None:
         super().__init__(body, media_type=SSE_MEDIA_TYPE, headers=headers)
         self._keepalive_seconds = keepalive_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Streams in the request's own task; a plain task listening for the client's disconnect cancels it.
+
+        Starlette's StreamingResponse (ASGI 2.3, as uvicorn speaks it) runs the body in an anyio task group beside
+        its listener instead: one more task to start before the first event goes out.
+        """
+        streaming = asyncio.current_task()
+        assert streaming is not None
+        left = False
+
+        async def listen() -> None:
+            nonlocal left
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            left = True
+            streaming.cancel()
+
+        listener = asyncio.create_task(listen(), name="sse-disconnect")
+        try:
+            await self.stream_response(send)
+        except asyncio.CancelledError:
+            if not left or streaming.uncancel() > 0:  # cancelled by someone else too: that cancellation goes on
+                raise
+        finally:
+            listener.cancel()
 
     async def stream_response(self, send: Send) -> None:
         loop = asyncio.get_running_loop()

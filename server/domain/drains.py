@@ -20,6 +20,9 @@ _Chunk = relay_pb2.StreamChatCompletionResponse
 _END = object()
 READ_AHEAD = 16
 """Chunks read from the upstream before the client took them: the back-pressure bound."""
+FIRST_CHUNKS = 2
+"""Chunks after each of which the pump lets the consumer run before it reads on. An upstream often sends a burst
+(the role chunk, the first tokens) in one segment: read ahead at once, the first token would wait behind the burst."""
 
 
 class _Failed:
@@ -39,10 +42,14 @@ class Pump:
 
     async def _run(self) -> None:
         try:
+            handed = 0
             async for chunk in self._upstream:
                 self._meter.saw_chunk(chunk)
                 if not self._abandoned:
                     await self._queue.put(chunk)
+                    handed += 1
+                    if handed <= FIRST_CHUNKS:
+                        await asyncio.sleep(0)
             item: object = _END
         except Exception as exc:
             item = _Failed(exc)
