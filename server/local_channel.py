@@ -80,7 +80,7 @@ class LocalChannel(grpc.aio.Channel):
         response_deserializer: Deserializer = None,
         _registered_method: bool | None = False,
     ) -> _UnaryUnary:
-        return _UnaryUnary(self._starter(method, request_serializer, response_deserializer))
+        return _UnaryUnary(self._starter(method, request_serializer, response_deserializer), LocalUnaryCall)
 
     def unary_stream(
         self,
@@ -89,7 +89,7 @@ class LocalChannel(grpc.aio.Channel):
         response_deserializer: Deserializer = None,
         _registered_method: bool | None = False,
     ) -> _UnaryStream:
-        return _UnaryStream(self._starter(method, request_serializer, response_deserializer))
+        return _UnaryStream(self._starter(method, request_serializer, response_deserializer), LocalStreamCall)
 
     def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
         raise grpc.aio.UsageError("client-streaming calls go through the gRPC server, not the local channel")
@@ -173,9 +173,12 @@ class _Starter:
         )
 
 
-class _UnaryUnary(grpc.aio.UnaryUnaryMultiCallable[Any, Any]):
-    def __init__(self, start: _Starter) -> None:
+class _LocalMethod:
+    """A multi-callable: calling it starts a call of the handler."""
+
+    def __init__(self, start: _Starter, call: Callable[[CallStart], Any]) -> None:
         self._start = start
+        self._call = call
 
     def __call__(
         self,
@@ -186,24 +189,14 @@ class _UnaryUnary(grpc.aio.UnaryUnaryMultiCallable[Any, Any]):
         credentials: grpc.CallCredentials | None = None,
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
-    ) -> LocalUnaryCall:
-        """A call of the handler; credentials, waiting for readiness and compression mean nothing in-process."""
-        return LocalUnaryCall(self._start(request, timeout, metadata))
+    ) -> Any:
+        """Credentials, waiting for readiness and compression mean nothing in-process."""
+        return self._call(self._start(request, timeout, metadata))
 
 
-class _UnaryStream(grpc.aio.UnaryStreamMultiCallable[Any, Any]):
-    def __init__(self, start: _Starter) -> None:
-        self._start = start
+class _UnaryUnary(_LocalMethod, grpc.aio.UnaryUnaryMultiCallable[Any, Any]):
+    pass
 
-    def __call__(
-        self,
-        request: Any,
-        *,
-        timeout: float | None = None,
-        metadata: grpc.aio.Metadata | Metadata | None = None,
-        credentials: grpc.CallCredentials | None = None,
-        wait_for_ready: bool | None = None,
-        compression: grpc.Compression | None = None,
-    ) -> LocalStreamCall:
-        """A streaming call of the handler; the other options mean nothing in-process, as for unary calls."""
-        return LocalStreamCall(self._start(request, timeout, metadata))
+
+class _UnaryStream(_LocalMethod, grpc.aio.UnaryStreamMultiCallable[Any, Any]):
+    pass
