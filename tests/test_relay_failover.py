@@ -22,6 +22,7 @@ from server.domain.records import ApiToken, Funds, Hold, UsageRecord
 from server.domain.relay import Relay
 from server.domain.retry_budget import RetryBudget
 from server.domain.routing import Channel, Router
+from server.domain.token_count import prompt_tokens
 from server.errors import ContextLengthExceededError, InvalidArgumentError, UpstreamError
 from server.limits.memory import MemoryLimiter
 from server.providers.base import ChatCall, Deadlines
@@ -144,7 +145,7 @@ def _relay(channels: list[Channel], **config: object) -> Relay:
 async def _complete(
     relay: Relay, params: chat_pb2.ChatCompletionParams
 ) -> tuple[relay_pb2.CreateChatCompletionResponse, UsageMeter]:
-    meter = UsageMeter(params.model, 1, stream=False)
+    meter = UsageMeter(params.model, prompt_tokens(params), stream=False)  # as the servicer makes it
     return await relay.complete(TOKEN, params, "r", meter), meter
 
 

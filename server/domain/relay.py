@@ -27,7 +27,6 @@ from server.domain.metering import UsageMeter
 from server.domain.records import ApiToken
 from server.domain.retry_budget import RetryBudget
 from server.domain.routing import Channel, Router
-from server.domain.token_count import prompt_tokens
 from server.errors import (
     ContextLengthExceededError,
     InvalidArgumentError,
@@ -147,7 +146,7 @@ class Relay:
     ) -> relay_pb2.CreateChatCompletionResponse:
         """A whole answer, paid for by a hold and settled once; `meter` learns how the call went."""
         with metered(meter):
-            model = self._chat_model(token, params)
+            model = self._chat_model(token, params, meter.prompt_estimate)
             reservation, settle = await self.admit(token, model, meter, _requested_output(params), request_id)
         try:
             with metered(meter):
@@ -173,7 +172,7 @@ class Relay:
         the call is settled when the stream ends, however it ends.
         """
         with metered(meter):
-            model = self._chat_model(token, params)
+            model = self._chat_model(token, params, meter.prompt_estimate)
             reservation, settle = await self.admit(token, model, meter, _requested_output(params), request_id)
         try:
             with metered(meter, until_success=False):
@@ -255,7 +254,8 @@ class Relay:
             lambda ended: self._billing.start_settlement(reservation, meter, token, after=ended), ticket, meter
         )
 
-    def _chat_model(self, token: ApiToken, params: chat_pb2.ChatCompletionParams) -> CatalogueModel:
+    def _chat_model(self, token: ApiToken, params: chat_pb2.ChatCompletionParams, prompt: int) -> CatalogueModel:
+        """The model the call may use; `prompt` is the meter's estimate of the prompt (tools make it costly twice)."""
         model = self._catalogue.get(params.model, token)
         if model.config.kind != "chat":
             raise InvalidArgumentError(f"{model.id} is not a chat model", param="model")
@@ -264,7 +264,7 @@ class Relay:
         if not model.config.vision and _has_images(params):
             raise InvalidArgumentError(f"{model.id} does not accept images", param="messages")
         window = model.config.context_window
-        needed = prompt_tokens(params) + (_requested_output(params) or 1)
+        needed = prompt + (_requested_output(params) or 1)
         if window and needed > window:
             raise ContextLengthExceededError(
                 f"this request needs about {needed} tokens but {model.id} has a context window of {window}",
