@@ -10,7 +10,7 @@ registry, so several Tollgates in one test process do not mix their numbers.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -78,18 +78,27 @@ class Metrics:
         self._cost = Counter(
             "tollgate_relay_cost_micros", "Micro-USD charged by served model", ["model"], registry=self.registry
         )
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)`, remembered: labels() validates, locks and builds a key on every call."""
+        key = (metric, values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def rpc_finished(self, method: str, code: str, seconds: float) -> None:
-        self._rpcs.labels(method, code).inc()
-        self._rpc_seconds.labels(method).observe(seconds)
+        self._child(self._rpcs, method, code).inc()
+        self._child(self._rpc_seconds, method).observe(seconds)
 
     def call_settled(self, record: UsageRecord) -> None:
         """One relayed call's row, as the ledger recorded it."""
         model = record.served_model or record.requested_model or "-"
-        self._calls.labels(record.requested_model or "-", record.status).inc()
-        self._latency.labels(model).observe(record.latency_ms / 1000)
+        self._child(self._calls, record.requested_model or "-", record.status).inc()
+        self._child(self._latency, model).observe(record.latency_ms / 1000)
         if record.time_to_first_token_ms is not None:
-            self._ttft.labels(model).observe(record.time_to_first_token_ms / 1000)
+            self._child(self._ttft, model).observe(record.time_to_first_token_ms / 1000)
         for kind, count in (
             ("input", record.input_tokens),
             ("cached", record.cached_tokens),
@@ -98,9 +107,9 @@ class Metrics:
             ("reasoning", record.reasoning_tokens),
         ):
             if count:
-                self._tokens.labels(model, kind).inc(count)
+                self._child(self._tokens, model, kind).inc(count)
         if record.cost_micros:
-            self._cost.labels(model).inc(record.cost_micros)
+            self._child(self._cost, model).inc(record.cost_micros)
 
     def watch(self, channels: Sequence[Channel], state: ProcessState) -> None:
         """Reads these on every scrape."""
