@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 from server.errors import DatabaseUnavailableError, InvalidArgumentError, UnavailableError
 from server.storage.migrations import Migration
 from server.storage.sql.database import Params, Row
-from server.storage.sqlite.worker import SqliteWorker
+from server.storage.sqlite.worker import SqliteWorker, connect
 
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -99,6 +100,14 @@ class _Transaction:
         return self._connection.execute(sql, params).rowcount
 
 
+@dataclasses.dataclass(frozen=True)
+class _Workers:
+    """Two threads, so a checkpoint (which holds the write lock) never waits behind a long scan."""
+
+    scans: SqliteWorker
+    checkpoints: SqliteWorker
+
+
 class SqliteDatabase:
     """One connection driven on the event loop's own thread, a statement or a whole transaction at a time.
 
@@ -107,10 +116,10 @@ class SqliteDatabase:
     under load, `bench/RESULTS.md`). What could block the loop is kept off it:
     - lock waits: busy_timeout is 0 here, and a database another process holds locked (the operator CLI, say)
       is retried with asyncio.sleep for up to `busy_seconds`, then reported unavailable;
-    - checkpoints, which fsync: off on this connection; every `checkpoint_every` commits the worker thread
-      runs one while writes wait, so the WAL is copied whole and starts over;
+    - checkpoints, which fsync: off on this connection; every `checkpoint_every` commits a thread of their
+      own runs one while writes wait, so the WAL is copied whole and starts over;
     - scans whose size the caller chooses (listings, exports, totals: `fetchall` outside a transaction): on
-      the worker thread's own connection, which sees every committed write.
+      another thread's own connection, which sees every committed write.
     """
 
     backend = "sqlite"
@@ -119,13 +128,13 @@ class SqliteDatabase:
     def __init__(
         self,
         connection: sqlite3.Connection,
-        worker: SqliteWorker | None,
+        workers: _Workers | None,
         *,
         busy_seconds: float = BUSY_SECONDS,
         checkpoint_every: int = CHECKPOINT_EVERY,
     ) -> None:
         self._connection = connection
-        self._worker = worker
+        self._workers = workers
         self._lock = asyncio.Lock()
         self._busy_seconds = busy_seconds
         self._checkpoint_every = checkpoint_every
@@ -140,16 +149,12 @@ class SqliteDatabase:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            connection = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, cached_statements=_STATEMENT_CACHE
-            )
-            for pragma in _LOOP_PRAGMAS:
-                connection.execute(pragma)
+            connection = connect(path, _LOOP_PRAGMAS, cached_statements=_STATEMENT_CACHE)
         except sqlite3.Error as exc:
             raise UnavailableError("cannot open the sqlite database") from exc
         # A second connection to ":memory:" would be another, empty database: there, everything stays here.
-        worker = None if path == ":memory:" else SqliteWorker(path, _WORKER_PRAGMAS)
-        return cls(connection, worker, busy_seconds=busy_seconds, checkpoint_every=checkpoint_every)
+        workers = None if path == ":memory:" else _Workers(SqliteWorker(path, _WORKER_PRAGMAS), SqliteWorker(path, ()))
+        return cls(connection, workers, busy_seconds=busy_seconds, checkpoint_every=checkpoint_every)
 
     async def _patiently(self, statement: Callable[[], _T]) -> _T:
         """Runs `statement` now; while another process holds the write lock, tries again with backoff."""
@@ -169,10 +174,10 @@ class SqliteDatabase:
 
     def _after_commit(self) -> None:
         self._commits += 1
-        if self._worker is None or self._commits < self._checkpoint_every or self._checkpointing is not None:
+        if self._workers is None or self._commits < self._checkpoint_every or self._checkpointing is not None:
             return
         self._commits = 0
-        self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint(self._worker))
+        self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint(self._workers.checkpoints))
 
     async def _checkpoint(self, worker: SqliteWorker) -> None:
         try:
@@ -202,8 +207,8 @@ class SqliteDatabase:
             return await self._patiently(lambda: _fetchone(self._connection, sql, params))
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        if self._worker is not None:
-            return await self._worker.fetchall(sql, params)
+        if self._workers is not None:
+            return await self._workers.scans.fetchall(sql, params)
         async with self._lock:
             return self._connection.execute(sql, params).fetchall()
 
@@ -241,12 +246,13 @@ class SqliteDatabase:
     async def close(self) -> None:
         if self._checkpointing is not None:
             await self._checkpointing
-        if self._worker is None:
+        if self._workers is None:
             self._connection.close()
             return
-        # The last connection closed checkpoints and removes the WAL: that fsync belongs on the worker thread.
-        await self._worker.run(self._connection.close)
-        await self._worker.close()
+        await self._workers.scans.close()
+        # The last connection closed checkpoints and removes the WAL: that fsync belongs off the loop too.
+        await self._workers.checkpoints.run(self._connection.close)
+        await self._workers.checkpoints.close()
 
 
 def _statements(script: str) -> list[str]:

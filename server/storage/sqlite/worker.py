@@ -1,7 +1,7 @@
-"""The SQLite work that may take long, on a thread of its own: scans and checkpoints.
+"""SQLite work that may take long, on a thread of its own: scans, or checkpoints.
 
-It owns a second connection to the same file. In WAL mode that connection reads the last committed state
-without waiting for, or holding up, the writes of the event loop's connection.
+A worker owns a connection of its own to the file. In WAL mode it reads the last committed state without
+waiting for, or holding up, the writes of the event loop's connection.
 """
 
 from __future__ import annotations
@@ -15,6 +15,16 @@ from typing import TypeVar
 from server.storage.sql.database import Params, Row
 
 _T = TypeVar("_T")
+
+
+def connect(path: str, pragmas: tuple[str, ...], *, cached_statements: int = 128) -> sqlite3.Connection:
+    """An autocommit connection usable from any thread (each is used by one at a time), its pragmas applied."""
+    connection = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, cached_statements=cached_statements
+    )
+    for pragma in pragmas:
+        connection.execute(pragma)
+    return connection
 
 
 class SqliteWorker:
@@ -31,9 +41,7 @@ class SqliteWorker:
 
     def _on_thread(self, call: Callable[[sqlite3.Connection], _T]) -> _T:
         if self._connection is None:
-            self._connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            for pragma in self._pragmas:
-                self._connection.execute(pragma)
+            self._connection = connect(self._path, self._pragmas)
         return call(self._connection)
 
     async def fetchall(self, sql: str, params: Params) -> list[Row]:
