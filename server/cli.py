@@ -102,6 +102,7 @@ async def _gateway(config: Config, grpc_target: str) -> None:
     async with grpc.aio.insecure_channel(grpc_target) as channel:
         app = create_gateway_app(channel, request_timeout=config.http.request_timeout_seconds)
         http = await start_http_server(app, host, port, log_level=config.log_level)
+        _settle_the_heap()
         log.info("HTTP listening on port %d, calling gRPC at %s", http.port, grpc_target)
         await _until_signal()
         await http.stop(config.grpc.shutdown_grace_seconds)

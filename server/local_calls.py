@@ -15,11 +15,10 @@ STREAM_READ_AHEAD = 16
 LOCAL_PEER = "ipv4:127.0.0.1:0"
 """What `context.peer()` says: the caller is this process, as trusted as a loopback peer."""
 Metadata = Sequence[tuple[str, str | bytes]]
-_NO_METADATA = grpc.aio.Metadata()
 
 
 def rpc_error(code: grpc.StatusCode, details: str, trailing: Metadata = ()) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(code, _NO_METADATA, grpc.aio.Metadata(*trailing), details)
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailing), details)
 
 
 class LocalContext:
@@ -130,11 +129,11 @@ class _Outcome:
         return "" if error is None else error.details() or ""
 
     async def initial_metadata(self) -> grpc.aio.Metadata:
-        return _NO_METADATA
+        return grpc.aio.Metadata()  # a caller's own, as gRPC gives each call (Metadata is mutable)
 
     async def trailing_metadata(self) -> grpc.aio.Metadata:
         error = await self._ended()
-        return _NO_METADATA if error is None else error.trailing_metadata()
+        return grpc.aio.Metadata() if error is None else error.trailing_metadata()
 
     async def wait_for_connection(self) -> None:
         return None
