@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -63,10 +63,8 @@ class FakeLedger:
     async def account_discount(self, account_id: str) -> str:
         return "1"
 
-    async def funds(self, account_id: str, token_id: str) -> Funds:
-        return Funds(10**9, None, "1")
-
-    async def place_hold(self, hold: Hold) -> bool:
+    async def place_hold(self, account_id: str, token_id: str, size: Callable[[Funds | None], Hold]) -> bool:
+        size(Funds(10**9, None, "1"))
         return True
 
     async def settle(self, hold: Hold, charge_micros: int, usage: UsageRecord) -> bool:

@@ -12,7 +12,7 @@ import pytest
 
 from server.bootstrap import open_store
 from server.config import DatabaseConfig
-from server.domain.records import Account, ApiToken, Credit, Hold, Session, UsageRecord
+from server.domain.records import Account, ApiToken, Credit, Funds, Hold, Session, UsageRecord
 from server.storage.base import Store
 from server.storage.migrations import load_migrations
 from server.storage.postgres import PostgresStore
@@ -76,6 +76,23 @@ def _usage(request_id: str, cost: int) -> UsageRecord:
         f"use_{request_id}", request_id, "acc_1", "tok_1", "app", "deepseek-chat", "deepseek-chat", "deepseek",
         True, 10, 2, 0, 5, 1, cost, False, "ok", 120, 40, "127.0.0.1", NOW,
     )  # fmt: skip
+
+
+async def _place(store: Store, hold: Hold) -> bool:
+    return await store.ledger.place_hold(hold.account_id, hold.token_id, lambda funds: hold)
+
+
+class _Peeked(Exception):
+    """Carries the funds a hold would have been sized from, and refuses the hold."""
+
+
+async def _funds(store: Store, token_id: str = "tok_1") -> Funds | None:
+    def peek(funds: Funds | None) -> Hold:
+        raise _Peeked(funds)
+
+    with pytest.raises(_Peeked) as peeked:
+        await store.ledger.place_hold("acc_1", token_id, peek)
+    return peeked.value.args[0]  # type: ignore[no-any-return]
 
 
 async def _funded(store: Store, balance: int, cap: int = 0) -> None:
@@ -177,23 +194,34 @@ async def test_sessions_expire_and_die_with_their_account(store: Store) -> None:
 @pytest.mark.parametrize("limit", ["balance", "cap"])
 async def test_concurrent_holds_admit_exactly_what_is_covered(store: Store, limit: str) -> None:
     await _funded(store, 50 * 1_000 if limit == "balance" else 10**9, cap=50 * 1_000 if limit == "cap" else 0)
-    placed = await asyncio.gather(*(store.ledger.place_hold(_hold(f"req_{n}", 1_000)) for n in range(200)))
+    placed = await asyncio.gather(*(_place(store, _hold(f"req_{n}", 1_000)) for n in range(200)))
     assert placed.count(True) == 50
     account = await store.accounts.get_account("acc_1")
-    funds = await store.ledger.funds("acc_1", "tok_1")
+    funds = await _funds(store)
     assert account is not None and account.held_micros == 50_000 and funds is not None
     assert funds.budget_micros == account.available_micros if limit == "balance" else funds.budget_micros == 0
+
+
+async def test_a_hold_is_sized_from_the_funds_it_reads_and_a_refusal_writes_nothing(store: Store) -> None:
+    await _funded(store, 10_000, cap=8_000)
+    assert await _funds(store) == Funds(10_000, 8_000, "1")
+    assert await _funds(store, "tok_unknown") is None
+    assert await _place(store, _hold("req_1", 5_000))
+    assert await _funds(store) == Funds(5_000, 3_000, "1")  # the refusals before wrote nothing
+    account = await store.accounts.get_account("acc_1")
+    assert account is not None and account.held_micros == 5_000
+    assert [hold.request_id for hold in await store.ledger.expired_holds(NOW + timedelta(days=1), 10)] == ["req_1"]
 
 
 async def test_a_disabled_account_gets_no_hold(store: Store) -> None:
     await _funded(store, 10_000)
     await store.accounts.set_account_disabled("acc_1", True)
-    assert not await store.ledger.place_hold(_hold("req_1", 1))
+    assert not await _place(store, _hold("req_1", 1))
 
 
 async def test_settlement_charges_once_and_releases_the_rest(url: str, store: Store) -> None:
     await _funded(store, 10_000, cap=8_000)
-    assert await store.ledger.place_hold(_hold("req_1", 5_000))
+    assert await _place(store, _hold("req_1", 5_000))
     other = await open_store(url, OPTIONS)  # a second process: a reaper racing the late settlement
     try:
         settled = await asyncio.gather(
@@ -215,7 +243,7 @@ async def test_settlement_charges_once_and_releases_the_rest(url: str, store: St
 
 async def test_a_charge_never_exceeds_its_hold(store: Store) -> None:
     await _funded(store, 10_000)
-    assert await store.ledger.place_hold(_hold("req_1", 500))
+    assert await _place(store, _hold("req_1", 500))
     assert await store.ledger.settle(_hold("req_1", 500), 9_999, _usage("req_1", 9_999))
     account = await store.accounts.get_account("acc_1")
     assert account is not None and (account.balance_micros, account.held_micros) == (9_500, 0)
@@ -223,9 +251,9 @@ async def test_a_charge_never_exceeds_its_hold(store: Store) -> None:
 
 async def test_expired_holds_are_the_open_ones_past_their_deadline(store: Store) -> None:
     await _funded(store, 10_000)
-    assert await store.ledger.place_hold(_hold("old", 10, expires=NOW - timedelta(minutes=1)))
-    assert await store.ledger.place_hold(_hold("live", 10))
-    assert await store.ledger.place_hold(_hold("settled", 10, expires=NOW - timedelta(minutes=1)))
+    assert await _place(store, _hold("old", 10, expires=NOW - timedelta(minutes=1)))
+    assert await _place(store, _hold("live", 10))
+    assert await _place(store, _hold("settled", 10, expires=NOW - timedelta(minutes=1)))
     assert await store.ledger.settle(_hold("settled", 10), 0, _usage("settled", 0))
     (expired,) = await store.ledger.expired_holds(NOW, 10)
     assert expired == _hold("old", 10, expires=NOW - timedelta(minutes=1))
@@ -234,7 +262,7 @@ async def test_expired_holds_are_the_open_ones_past_their_deadline(store: Store)
 async def test_usage_rows_filters_pages_and_daily_totals(store: Store) -> None:
     await _funded(store, 10**6)
     for n, cost in enumerate((100, 200, 300)):
-        assert await store.ledger.place_hold(_hold(f"req_{n}", 1_000))
+        assert await _place(store, _hold(f"req_{n}", 1_000))
         usage = dataclasses.replace(_usage(f"req_{n}", cost), status="ok" if n else "upstream_error")
         assert await store.ledger.settle(_hold(f"req_{n}", 1_000), cost, usage)
     rows = await store.ledger.list_usage("acc_1", {}, "", 2)

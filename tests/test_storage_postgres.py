@@ -114,10 +114,12 @@ async def test_a_lost_pooled_connection_is_replaced_before_a_call_uses_it(postgr
         assert await victim.get_setting("k") is None
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             (killed,) = admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s", (name,)
+                # waits (up to 5 s) until the backend has gone and closed its side, as after a restart
+                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE application_name = %s",
+                (name,),
             ).fetchone() or (0,)
         assert killed == 1
-        assert await victim.get_setting("k") is None  # the pool checked the dead connection and replaced it
+        assert await victim.get_setting("k") is None  # the pool saw the dead connection and replaced it
         assert await victim.put_setting_if_absent("k", "back")
     finally:
         await victim.close()

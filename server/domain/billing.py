@@ -25,7 +25,7 @@ from server.domain.ids import new_id
 from server.domain.metering import UsageMeter
 from server.domain.paging import Page, decode_page_token, encode_page_token, page_size
 from server.domain.pricing import Price, TokenCounts, affordable_output, cost_micros, parse_price
-from server.domain.records import ApiToken, Hold, UsageRecord
+from server.domain.records import ApiToken, Funds, Hold, UsageRecord
 from server.errors import (
     DatabaseUnavailableError,
     FailedPreconditionError,
@@ -89,7 +89,27 @@ class Billing:
         self, token: ApiToken, model: CatalogueModel, prompt_tokens: int, requested_output: int, request_id: str
     ) -> Reservation:
         """Places the hold; raises InsufficientQuotaError (402) when the balance or cap cannot pay for it."""
-        funds = await self._store.funds(token.account_id, token.id)
+        sized: list[Reservation] = []
+
+        def size(funds: Funds | None) -> Hold:
+            sized.append(self._size(token, model, prompt_tokens, requested_output, request_id, funds))
+            return sized[-1].hold
+
+        if not await self._store.place_hold(token.account_id, token.id, size):
+            raise _insufficient(False)  # another request took the money between the read and the hold
+        self.open_holds += 1
+        return sized[-1]
+
+    def _size(
+        self,
+        token: ApiToken,
+        model: CatalogueModel,
+        prompt_tokens: int,
+        requested_output: int,
+        request_id: str,
+        funds: Funds | None,
+    ) -> Reservation:
+        """The hold a call needs and the output limit it pays for, at the account's prices; 402 if unaffordable."""
         if funds is None:
             raise InsufficientQuotaError("the account cannot pay for calls")
         discount = self._site_discount * Decimal(funds.discount)
@@ -111,9 +131,6 @@ class Billing:
             raise _insufficient(funds.token_remaining_micros is not None and funds.token_remaining_micros < amount)
         now = utcnow()
         hold = Hold(request_id, token.account_id, token.id, amount, now, now + self._hold_lifetime)
-        if not await self._store.place_hold(hold):
-            raise _insufficient(False)  # another request took the money between the snapshot and the hold
-        self.open_holds += 1
         return Reservation(hold, output_limit, prices)
 
     def start_settlement(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -120,12 +120,13 @@ class LedgerStore(Protocol):
         """The account's price multiplier, None for an unknown account."""
         ...
 
-    async def funds(self, account_id: str, token_id: str) -> Funds | None:
-        """A snapshot to size a hold; the hold itself is checked again atomically."""
-        ...
+    async def place_hold(self, account_id: str, token_id: str, size: Callable[[Funds | None], Hold]) -> bool:
+        """Reads what the account and token can spend, sizes the hold from it, and reserves that amount on both.
 
-    async def place_hold(self, hold: Hold) -> bool:
-        """Reserves the amount on the account and the token in one step, only if both can afford it."""
+        One transaction: `size` gets the funds (None for an unknown account or token) and raises to refuse, which
+        writes nothing; the reservation is still conditional, so False means the account or token could not take
+        it after all (disabled, or another call took the money first).
+        """
         ...
 
     async def settle(self, hold: Hold, charge_micros: int, usage: UsageRecord) -> bool:

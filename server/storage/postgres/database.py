@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import select
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -60,10 +61,24 @@ def _unavailable() -> Iterator[None]:
         raise DatabaseUnavailableError("the database cannot be reached; retry shortly", retry_after=1) from exc
 
 
+async def _check_if_disturbed(connection: psycopg.AsyncConnection[Any]) -> None:
+    """Checks a connection taken from the pool with a round trip, but only if the server said something to it.
+
+    An idle connection hears nothing unless the server is leaving it: a terminated backend, a restart or an idle
+    timeout sends its error and closes the socket. So after a restart the stale connections are replaced
+    instead of failing one call each, without a round trip per transaction while nothing happens.
+    """
+    poller = select.poll()
+    poller.register(connection.fileno(), select.POLLIN)
+    if poller.poll(0):
+        await AsyncConnectionPool.check_connection(connection)
+
+
 class _Transaction:
     """Statements on one connection inside an open transaction, pipelined when `pipeline` is given.
 
-    In a pipeline, BEGIN and the timeouts travel with the first statement: one round trip each.
+    In a pipeline, BEGIN and the timeouts travel with the first statement, and what is sent without waiting
+    (`send`) with the next statement or the commit: one round trip for each statement whose answer is read.
     """
 
     def __init__(self, connection: psycopg.AsyncConnection[Any], pipeline: AsyncPipeline | None) -> None:
@@ -71,13 +86,15 @@ class _Transaction:
         self._pipeline = pipeline
 
     async def _run(self, sql: str, params: Params) -> psycopg.AsyncCursor[Any]:
-        if not params:  # no parameters: the text is sent as it is (outside a pipeline, several statements)
-            cursor = await self._connection.execute(sql)
-        else:
-            cursor = await self._connection.execute(_placeholders(sql), params)
+        cursor = await self._send(sql, params)
         if self._pipeline is not None:
             await self._pipeline.sync()
         return cursor
+
+    async def _send(self, sql: str, params: Params) -> psycopg.AsyncCursor[Any]:
+        if not params:  # no parameters: the text is sent as it is (outside a pipeline, several statements)
+            return await self._connection.execute(sql)
+        return await self._connection.execute(_placeholders(sql), params)
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         return await (await self._run(sql, params)).fetchone()
@@ -87,6 +104,9 @@ class _Transaction:
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         return (await self._run(sql, params)).rowcount
+
+    async def send(self, sql: str, params: Params = ()) -> None:
+        await self._send(sql, params)  # in a pipeline, queued until the next sync: a statement's or the commit's
 
 
 class PostgresDatabase:
@@ -114,9 +134,7 @@ class PostgresDatabase:
             },
             open=False,
             name="tollgate",
-            # A connection taken from the pool is checked first, so after a database restart the stale
-            # ones are replaced instead of failing one call each.
-            check=AsyncConnectionPool.check_connection,
+            check=_check_if_disturbed,
         )
         try:
             with _unavailable():

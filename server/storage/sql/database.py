@@ -29,6 +29,15 @@ class Statements(Protocol):
         ...
 
 
+class Transaction(Statements, Protocol):
+    """Statements inside one transaction, and those whose outcome nobody reads."""
+
+    async def send(self, sql: str, params: Params = ()) -> None:
+        """Runs one statement whose result is not needed: where the backend pipelines, it travels with the next
+        statement or the commit, and if it fails, that ends the transaction there (rolled back, as always)."""
+        ...
+
+
 class Dialect(Protocol):
     """How a backend stores the values SQL has no common type for."""
 
@@ -59,7 +68,7 @@ class Database(Statements, Protocol):
     @property
     def dialect(self) -> Dialect: ...
 
-    def transaction(self) -> AbstractAsyncContextManager[Statements]:
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """All statements inside commit together, or none does (on any exception)."""
         ...
 

@@ -1,4 +1,4 @@
-"""Holds and settlements: conditional updates, never read-check-write.
+"""Holds and settlements: every write that moves money is a conditional update, so no stale read overspends.
 
 Rows are locked in one order everywhere, so two transactions never wait for each other in a cycle:
 the hold (settlement only), then the account, then the token. Nothing locks a token before its account.
@@ -6,7 +6,7 @@ the hold (settlement only), then the account, then the token. Nothing locks a to
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,21 +49,18 @@ class SqlLedger:
         row = await self._db.fetchone("SELECT discount FROM accounts WHERE id = ?", (account_id,))
         return None if row is None else str(row[0])
 
-    async def funds(self, account_id: str, token_id: str) -> Funds | None:
-        row = await self._db.fetchone(
-            "SELECT a.balance_micros - a.held_micros, t.spend_cap_micros, t.spent_micros + t.held_micros, a.discount"
-            " FROM accounts a JOIN api_tokens t ON t.account_id = a.id WHERE a.id = ? AND t.id = ?",
-            (account_id, token_id),
-        )
-        if row is None:
-            return None
-        cap, committed = row[1], row[2]
-        return Funds(row[0], max(0, cap - committed) if cap else None, row[3])
-
-    async def place_hold(self, hold: Hold) -> bool:
+    async def place_hold(self, account_id: str, token_id: str, size: Callable[[Funds | None], Hold]) -> bool:
         time = self._db.dialect.time
         try:
             async with self._db.transaction() as tx:
+                row = await tx.fetchone(
+                    "SELECT a.balance_micros - a.held_micros, t.spend_cap_micros, t.spent_micros + t.held_micros,"
+                    " a.discount FROM accounts a JOIN api_tokens t ON t.account_id = a.id WHERE a.id = ? AND t.id = ?",
+                    (account_id, token_id),
+                )
+                hold = size(None if row is None else Funds(row[0], max(0, row[1] - row[2]) if row[1] else None, row[3]))
+                # Conditional all the same: where reads do not lock (PostgreSQL), another call may have taken the
+                # money since the read, and the update is what decides.
                 taken = await tx.execute(
                     "UPDATE accounts SET held_micros = held_micros + ?"
                     " WHERE id = ? AND NOT disabled AND balance_micros - held_micros >= ?",
@@ -78,7 +75,7 @@ class SqlLedger:
                 )
                 if taken != 1:
                     raise _Refused
-                await tx.execute(
+                await tx.send(
                     "INSERT INTO holds (request_id, account_id, token_id, amount_micros, created_at, expires_at)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (
@@ -104,17 +101,18 @@ class SqlLedger:
             )
             if settled != 1:
                 return False
-            await tx.execute(
+            # Nothing below is read back: in a pipeline, it all travels with the commit.
+            await tx.send(
                 "UPDATE accounts SET held_micros = held_micros - ?, balance_micros = balance_micros - ? WHERE id = ?",
                 (hold.amount_micros, charge, hold.account_id),
             )
-            await tx.execute(
+            await tx.send(
                 "UPDATE api_tokens SET held_micros = held_micros - ?, spent_micros = spent_micros + ?,"
                 " last_used_at = ? WHERE id = ?",
                 (hold.amount_micros, charge, at, hold.token_id),
             )
             if charge:
-                await tx.execute(
+                await tx.send(
                     "INSERT INTO ledger_entries"
                     " (id, account_id, amount_micros, kind, actor, reason, created_at, request_id)"
                     " VALUES (?, ?, ?, 'charge', ?, ?, ?, ?)",
@@ -132,8 +130,8 @@ class SqlLedger:
             record[20] = at
             record[14] = charge
             placeholders = ", ".join("?" * len(record))
-            await tx.execute(f"INSERT INTO usage_logs ({_USAGE_COLUMNS}) VALUES ({placeholders})", record)
-            await tx.execute(
+            await tx.send(f"INSERT INTO usage_logs ({_USAGE_COLUMNS}) VALUES ({placeholders})", record)
+            await tx.send(
                 "INSERT INTO usage_daily (account_id, day, model, token_id, requests, input_tokens, cached_tokens,"
                 " cache_write_tokens, output_tokens, cost_micros) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (account_id, day, model, token_id) DO UPDATE SET requests = usage_daily.requests + 1,"

@@ -99,6 +99,9 @@ class _Transaction:
     async def execute(self, sql: str, params: Params = ()) -> int:
         return self._connection.execute(sql, params).rowcount
 
+    async def send(self, sql: str, params: Params = ()) -> None:
+        self._connection.execute(sql, params)
+
 
 @dataclasses.dataclass(frozen=True)
 class _Workers:
