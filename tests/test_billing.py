@@ -60,6 +60,36 @@ async def test_charge_is_exact_and_visible_in_logs_and_balance(env: RelayEnv) ->
     assert Decimal(str(env.upstream.bill_total(DEEPSEEK))) * 1_000_000 <= expected
 
 
+async def test_each_account_pays_at_its_own_discount(env: RelayEnv) -> None:
+    running = env.running
+    reply = await running.http.post(
+        "/api/v1/accounts", json={"name": "half", "password": "long enough pass", "discount": "0.5"},
+        headers=running.operator(),
+    )  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    await running.http.post(
+        f"/api/v1/accounts/{reply.json()['account']['id']}:credit",
+        json={"amount_usd": "100"},
+        headers=running.operator() | {"idempotency-key": "half"},
+    )
+    half_session = await running.login("half", "long enough pass")
+    _, half_key = await running.create_token(half_session)
+    charged: dict[str, list[int]] = {"full": [], "half": []}
+    for round_no in range(2):  # interleaved: an account's prices never leak into another's
+        for name, key in (("full", env.key), ("half", half_key)):
+            client = openai.AsyncOpenAI(api_key=key, base_url=f"{running.base_url}/v1", max_retries=0)
+            async with client:
+                await client.chat.completions.create(
+                    model="deepseek-chat", messages=[{"role": "user", "content": f"price me {round_no}"}]
+                )
+            bill = env.upstream.bill[-1].tokens
+            full_price = bill.input * Decimal("0.27") + bill.output * Decimal("1.10")
+            charged[name].append(math.ceil(full_price * (Decimal("0.5") if name == "half" else 1)))
+    for name, session in (("full", env.session), ("half", half_session)):
+        rows = (await running.http.get("/api/v1/logs", headers=session)).json()["logs"]
+        assert sorted(int(row["cost_micros"]) for row in rows) == sorted(charged[name])
+
+
 async def test_streams_with_cache_are_billed_at_each_price(env: RelayEnv) -> None:
     messages: Any = [{"role": "user", "content": "[[scenario: cache_read=40,cache_write=8]] " + "x" * 400}]
     async with env.client() as client:

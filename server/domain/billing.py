@@ -40,6 +40,7 @@ SETTLE_RETRY_FIRST_SECONDS = 0.25
 SETTLE_RETRY_MAX_SECONDS = 5.0
 PROMPT_SLACK_TOKENS = 16
 MIN_OUTPUT_TOKENS = 16
+DISCOUNTED_PRICES_KEPT = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Billing:
         self.calibration = Calibration()
         """Scales estimated usage by what each model's reported usage taught."""
         self._prices: dict[str, Price] = {}
+        self._discounted_prices: dict[tuple[str, str], tuple[Mapping[str, Price], Price]] = {}
         for model_id in catalogue.ids():
             price = parse_price(model_id, catalogue.get(model_id, None).config)
             if price is not None:
@@ -112,9 +114,7 @@ class Billing:
         """The hold a call needs and the output limit it pays for, at the account's prices; 402 if unaffordable."""
         if funds is None:
             raise InsufficientQuotaError("the account cannot pay for calls")
-        discount = self._site_discount * Decimal(funds.discount)
-        prices = {model_id: price.scaled(discount) for model_id, price in self._model_prices(model).items()}
-        bound = _upper_bound(prices.values())
+        prices, bound = self._discounted(model, funds.discount)
         prompt_upper = math.ceil(prompt_tokens * PROMPT_MARGIN) + PROMPT_SLACK_TOKENS
         prompt_micros = math.ceil(prompt_upper * max(bound.input, bound.cache_write))
         budget = funds.budget_micros
@@ -264,6 +264,20 @@ class Billing:
         total = self._site_discount * discount
         rows = [(model_id, price, price.scaled(total)) for model_id, price in self._prices.items()]
         return rows, self._site_discount, discount
+
+    def _discounted(self, model: CatalogueModel, account_discount: str) -> tuple[Mapping[str, Price], Price]:
+        """The prices of the model and its fallbacks at an account's discount, and their upper bound; remembered,
+        as accounts share a handful of discounts (forgotten all at once past `DISCOUNTED_PRICES_KEPT`)."""
+        key = (model.id, account_discount)
+        found = self._discounted_prices.get(key)
+        if found is None:
+            discount = self._site_discount * Decimal(account_discount)
+            prices = {model_id: price.scaled(discount) for model_id, price in self._model_prices(model).items()}
+            found = prices, _upper_bound(prices.values())
+            if len(self._discounted_prices) >= DISCOUNTED_PRICES_KEPT:
+                self._discounted_prices.clear()
+            self._discounted_prices[key] = found
+        return found
 
     def _model_prices(self, model: CatalogueModel) -> dict[str, Price]:
         prices = {}

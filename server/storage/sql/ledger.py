@@ -18,6 +18,8 @@ _USAGE_COLUMNS = (
     " input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost_micros, estimated,"
     " status, latency_ms, time_to_first_token_ms, client_ip, created_at"
 )
+_USAGE_FIELDS = tuple(name.strip() for name in _USAGE_COLUMNS.split(","))
+_INSERT_USAGE = f"INSERT INTO usage_logs ({_USAGE_COLUMNS}) VALUES ({', '.join('?' * len(_USAGE_FIELDS))})"
 _FILTERS = {"token_id": "token_id = ?", "model": "(requested_model = ? OR served_model = ?)", "status": "status = ?"}
 _GROUPS = {
     "day": "day",
@@ -126,11 +128,10 @@ class SqlLedger:
                         hold.request_id,
                     ),
                 )
-            record = [getattr(usage, name.strip()) for name in _USAGE_COLUMNS.split(",")]
+            record = [getattr(usage, name) for name in _USAGE_FIELDS]
             record[20] = at
             record[14] = charge
-            placeholders = ", ".join("?" * len(record))
-            await tx.send(f"INSERT INTO usage_logs ({_USAGE_COLUMNS}) VALUES ({placeholders})", record)
+            await tx.send(_INSERT_USAGE, record)
             await tx.send(
                 "INSERT INTO usage_daily (account_id, day, model, token_id, requests, input_tokens, cached_tokens,"
                 " cache_write_tokens, output_tokens, cost_micros) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?)"
