@@ -246,7 +246,7 @@ class Tollgate:
 async def start(config: Config) -> Tollgate:
     """Opens storage, starts the gRPC server and the gateway; returns with both accepting connections."""
     store = await open_store(config.database_url, config.database)
-    upstream_client = create_http_client(config.relay.connect_timeout_seconds)
+    upstream_client = create_http_client()
     try:
         key_sha256, generated_key = await operator_key_sha256(store, config.admin_key)
         domain = build_domain(store, config, key_sha256, upstream_client)

@@ -135,7 +135,7 @@ async def test_method_missing_from_the_access_table_is_refused(tmp_path: Path) -
     access = {name: roles for name, roles in ACCESS.items() if not name.endswith("/CreateSession")}
     store = await SqliteStore.open(f"sqlite:///{tmp_path}/t.db")
     await store.migrate()
-    client = create_http_client(1.0)
+    client = create_http_client()
     domain = build_domain(store, Config(), sha256_hex(OPERATOR_KEY), client)
     edge = EdgeInterceptor(access, domain.authenticator(sha256_hex(OPERATOR_KEY)))
     server = await start_grpc_server("127.0.0.1:0", domain.servicers(), edge)

@@ -4,43 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
-import aiohttp
-
 from server.errors import TollgateError, UpstreamError, UpstreamTimeoutError
 from server.providers.base import Deadlines
+from server.providers.http_client import (
+    ConnectFailedError,
+    ConnectTimeoutError,
+    DisconnectedError,
+    HttpClient,
+    HttpClientError,
+    HttpResponse,
+    ReadTimeoutError,
+)
 
-UpstreamClient = aiohttp.ClientSession
-LARGE_BODY_BYTES = 1024 * 1024
-"""aiohttp's threshold (TOO_LARGE_BYTES_BODY) above which raw bytes bodies warn."""
-"""The process's one upstream HTTP client (aiohttp: its C parser costs a fraction of httpx's pure-Python stack)."""
-
-
-def create_http_client(connect_timeout: float) -> UpstreamClient:
-    """The process's one upstream client: pooled keep-alive connections, explicit timeouts, no redirects."""
-    connector = aiohttp.TCPConnector(
-        # Each open stream holds a connection: the pool must not be what caps concurrent streams.
-        limit=20_000,
-        limit_per_host=0,
-        keepalive_timeout=60,
-        ttl_dns_cache=60,
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=connect_timeout),
-        trust_env=False,  # upstream hosts come from configuration only, never from proxy variables
-        skip_auto_headers=("User-Agent",),
-    )
+UpstreamClient = HttpClient
+"""The process's one upstream HTTP client (http_client.py)."""
 
 
-def request_timeout(connect: float, first_byte: float) -> aiohttp.ClientTimeout:
-    """Timeouts of one upstream request: connecting (pool wait included), then each read at most the first-byte time."""
-    return aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect, sock_read=first_byte)
+def create_http_client() -> UpstreamClient:
+    """The process's one upstream client: keep-alive connections, timeouts per call, no redirects or proxies."""
+    return HttpClient(keepalive_seconds=60)
 
 
 @contextlib.contextmanager
@@ -48,21 +35,21 @@ def transport_errors(channel: str) -> Iterator[None]:
     """Translates the client's errors into domain errors; the message names the channel, never its host or key."""
     try:
         yield
-    except aiohttp.ConnectionTimeoutError as exc:
+    except ConnectTimeoutError as exc:
         raise UpstreamError(f"channel {channel} did not accept a connection in time", retryable=True) from exc
-    except aiohttp.ServerTimeoutError as exc:
+    except ReadTimeoutError as exc:
         raise UpstreamTimeoutError(f"channel {channel} did not answer in time") from exc
-    except aiohttp.ClientConnectorError as exc:
+    except ConnectFailedError as exc:
         raise UpstreamError(f"channel {channel} is unreachable", retryable=True) from exc
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:
+    except DisconnectedError as exc:
         raise UpstreamError(f"channel {channel} broke the connection", retryable=True) from exc
-    except aiohttp.ClientError as exc:
+    except HttpClientError as exc:
         raise UpstreamError(f"channel {channel} failed", retryable=True) from exc
     except TimeoutError as exc:  # our own deadline around the whole call
         raise UpstreamTimeoutError(f"channel {channel} did not answer in time") from exc
 
 
-def retry_after(response: aiohttp.ClientResponse) -> float | None:
+def retry_after(response: HttpResponse) -> float | None:
     """Seconds from `retry-after-ms` or `retry-after` (seconds form only); None when absent or odd."""
     for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = response.headers.get(header)
@@ -77,10 +64,8 @@ def retry_after(response: aiohttp.ClientResponse) -> float | None:
     return None
 
 
-def _payload(body: dict[str, Any]) -> bytes | io.BytesIO:
-    """The JSON request body; a large one (images, documents) as a stream, which aiohttp sends without a warning."""
-    encoded = json.dumps(body).encode()
-    return encoded if len(encoded) <= LARGE_BODY_BYTES else io.BytesIO(encoded)
+def _payload(body: dict[str, Any]) -> bytes:
+    return json.dumps(body).encode()
 
 
 def json_body(body: bytes) -> Any:
@@ -91,10 +76,10 @@ def json_body(body: bytes) -> Any:
         return None
 
 
-async def body_lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
+async def body_lines(response: HttpResponse) -> AsyncIterator[str]:
     """The body's lines without their endings (LF, CRLF or CR), however long, as they arrive."""
     pending = b""
-    async for chunk in response.content.iter_any():
+    async for chunk in response.chunks():
         pending += chunk
         held = b"\r" if pending.endswith(b"\r") else b""  # the CR may be the first half of a CRLF
         *lines, rest = pending[: len(pending) - len(held)].replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
@@ -105,7 +90,7 @@ async def body_lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
         yield pending.rstrip(b"\r").decode("utf-8", "replace")
 
 
-async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str]]:
+async def sse_events(response: HttpResponse) -> AsyncIterator[tuple[str, str]]:
     """(event name, data) pairs of a server-sent-events body; comments (keep-alives) are skipped."""
     event = ""
     data: list[str] = []
@@ -155,7 +140,7 @@ ErrorMapper = Callable[[int, Any, "float | None"], TollgateError]
 
 async def _drain(events: AsyncIterator[tuple[str, str]], seconds: float = 1.0) -> None:
     """Reads what follows the last event, so the pool keeps the connection; gives up quietly."""
-    with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+    with contextlib.suppress(TimeoutError, HttpClientError):
         async with asyncio.timeout(seconds):
             async for _ in events:
                 pass
@@ -180,17 +165,18 @@ class HttpUpstream:
     ) -> dict[str, Any]:
         """The JSON object an upstream answers, within the unary deadline."""
         with transport_errors(self.name):
-            async with (
-                asyncio.timeout(deadlines.total),
-                self._client.post(
+            async with asyncio.timeout(deadlines.total):
+                response = await self._client.post(
                     url,
-                    data=_payload(body),
-                    headers=self._headers_for(request_id, extra_headers),
-                    timeout=request_timeout(deadlines.connect, deadlines.first_byte),
-                    allow_redirects=False,  # an upstream that redirects must not take the key elsewhere
-                ) as response,
-            ):
-                content = await response.read()
+                    self._headers_for(request_id, extra_headers),
+                    _payload(body),
+                    connect_timeout=deadlines.connect,
+                    read_timeout=deadlines.first_byte,
+                )
+                try:
+                    content = await response.read(deadlines.first_byte)
+                finally:
+                    response.release()
         self._raise_for_status(response, content)
         answer = json_body(content)
         if not isinstance(answer, dict):
@@ -215,15 +201,15 @@ class HttpUpstream:
             async with asyncio.timeout(deadlines.first_byte + deadlines.connect):
                 response = await self._client.post(
                     url,
-                    data=_payload(body),
-                    headers=self._headers_for(request_id, extra_headers),
-                    timeout=request_timeout(deadlines.connect, deadlines.first_byte),
-                    allow_redirects=False,
+                    self._headers_for(request_id, extra_headers),
+                    _payload(body),
+                    connect_timeout=deadlines.connect,
+                    read_timeout=deadlines.first_byte,
                 )
             try:
                 if response.status >= 400:
                     async with asyncio.timeout(deadlines.first_byte):
-                        self._raise_for_status(response, await response.read())
+                        self._raise_for_status(response, await response.read(deadlines.first_byte))
                 events = sse_events(response)
                 pacer = StreamPacer(deadlines)
                 while True:
@@ -249,7 +235,7 @@ class HttpUpstream:
             headers["x-request-id"] = request_id
         return headers
 
-    def _raise_for_status(self, response: aiohttp.ClientResponse, content: bytes) -> None:
+    def _raise_for_status(self, response: HttpResponse, content: bytes) -> None:
         if response.status < 400:
             return
         raise self._error_from(response.status, json_body(content), retry_after(response))
