@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
+import struct
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -127,6 +129,21 @@ async def test_a_body_without_a_length_ends_with_its_connection_which_is_not_reu
         assert await post(client, url) == (200, b"{}")
     await client.close()
     assert scripted.connections == 2
+
+
+async def test_a_body_without_a_length_cut_by_a_reset_is_an_error_not_an_answer() -> None:
+    async def unframed_then_reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b'HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n{"cut": ')
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # RST, not FIN
+
+    client = HttpClient()
+    async with serving(Scripted([unframed_then_reset])) as url:
+        with pytest.raises(DisconnectedError):
+            await post(client, url)
+    await client.close()
 
 
 async def test_a_connection_the_server_closed_while_idle_is_not_used_again() -> None:

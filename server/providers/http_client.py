@@ -195,7 +195,7 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         response, self._response = self._response, None
         if response is not None:
-            response.lost()
+            response.lost(clean=exc is None)
         self._returned(self)
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -283,9 +283,9 @@ class HttpResponse:
         self._ended, self._reusable = True, keep_alive
         self._wake()
 
-    def lost(self) -> None:
-        if self._until_close and self.status and not self._ended:
-            self._ended = True  # a body without a length ends where the connection does
+    def lost(self, *, clean: bool) -> None:
+        if self._until_close and self.status and not self._ended and clean:
+            self._ended = True  # a body without a length ends where the connection does (closed, not reset)
         elif not self._ended:
             self._error = self._error or DisconnectedError("the upstream closed the connection mid-response")
         self._wake()
