@@ -222,6 +222,30 @@ async def test_nothing_listening_and_header_injection_fail_before_anything_is_se
     await client.close()
 
 
+async def test_connections_opened_together_share_one_lookup_and_a_failed_lookup_is_not_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+    real = loop.getaddrinfo
+    lookups: list[str] = []
+
+    async def counted(host: str, *args: object, **kwargs: object) -> object:
+        lookups.append(host)
+        if len(lookups) == 1:
+            raise socket.gaierror(socket.EAI_AGAIN, "temporary failure in name resolution")
+        await asyncio.sleep(0.01)  # a resolver that takes its time, while the others wait for its answer
+        return await real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "getaddrinfo", counted)
+    client = HttpClient()
+    async with serving(Scripted([answer(b"{}")] * 10)) as url:
+        with pytest.raises(ConnectFailedError):
+            await post(client, url)
+        assert await asyncio.gather(*(post(client, url) for _ in range(9))) == [(200, b"{}")] * 9
+    await client.close()
+    assert lookups == ["localhost", "localhost"]
+
+
 async def test_a_large_body_streams_through_with_back_pressure_and_reads_whole() -> None:
     payload = bytes(range(256)) * (4 * READ_AHEAD_BYTES // 256)
     scripted = Scripted([answer(payload), answer(payload)])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -20,6 +21,8 @@ import httptools
 
 READ_AHEAD_BYTES = 256 * 1024
 """Unread body bytes past which a connection stops reading until its reader catches up (back-pressure)."""
+DNS_TTL_SECONDS = 60.0
+"""How long a host's looked-up addresses are used for new connections."""
 _SMALL_BODY_BYTES = 64 * 1024
 """Bodies up to this size go out in one write with the head; larger ones are not copied."""
 
@@ -61,6 +64,8 @@ class HttpClient:
         self._idle: dict[Origin, collections.deque[_Connection]] = {}
         self._open: set[_Connection] = set()
         self._targets: dict[str, tuple[Origin, bytes]] = {}
+        self._resolved: dict[str, asyncio.Future[list[str]]] = {}
+        self._resolved_until: dict[str, float] = {}
         """Each URL's origin and request head, parsed once: the URLs are the channels' (configuration)."""
 
     async def post(
@@ -117,22 +122,44 @@ class HttpClient:
     async def _connect(self, origin: Origin, timeout: float) -> _Connection:
         host, port, tls = origin
         loop = asyncio.get_running_loop()
+        failure: OSError | None = None
         try:
             async with asyncio.timeout(timeout):
-                _, connection = await loop.create_connection(
-                    lambda: _Connection(self._returned),
-                    host,
-                    port,
-                    ssl=self._ssl if tls else None,
-                    server_hostname=host if tls else None,
-                )
+                for address in await self._addresses(host, port):
+                    try:
+                        _, connection = await loop.create_connection(
+                            lambda: _Connection(self._returned),
+                            address,
+                            port,
+                            ssl=self._ssl if tls else None,
+                            server_hostname=host if tls else None,
+                        )
+                        break
+                    except OSError as exc:  # ssl.SSLError among them: the next address may serve
+                        failure = exc
+                else:
+                    raise ConnectFailedError(str(failure)) from failure
         except TimeoutError:
             raise ConnectTimeoutError(f"no connection within {timeout:g} s") from None
-        except OSError as exc:  # ssl.SSLError and socket.gaierror among them
+        except OSError as exc:  # socket.gaierror: the name did not resolve
             raise ConnectFailedError(str(exc)) from exc
         connection.origin = origin
         self._open.add(connection)
         return connection
+
+    async def _addresses(self, host: str, port: int) -> list[str]:
+        """The host's addresses, looked up at most once per `DNS_TTL_SECONDS`: connections opened together wait
+        for one lookup instead of queueing one each on the resolver's threads."""
+        known = self._resolved.get(host)
+        if known is None or (known.done() and time.monotonic() >= self._resolved_until.get(host, 0.0)):
+            known = self._resolved[host] = asyncio.ensure_future(self._look_up(host, port))
+        return await asyncio.shield(known)
+
+    async def _look_up(self, host: str, port: int) -> list[str]:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        # Only an answer sets the time it holds until: after a failed lookup, the next connection asks again.
+        self._resolved_until[host] = time.monotonic() + DNS_TTL_SECONDS
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
     def _returned(self, connection: _Connection) -> None:
         """A connection whose last response ended: idle again if it may be reused, else forgotten."""
