@@ -180,6 +180,21 @@ async def test_cut_stream_raises_in_the_sdk(env: RelayEnv) -> None:
                 pass
 
 
+async def test_a_stream_that_stalls_midway_ends_with_an_in_band_error(env: RelayEnv) -> None:
+    # relay_env's idle timeout is 2 s; after its first chunks, this upstream pauses 3 s before each piece
+    content = "[[scenario: chunks=3,chunk_interval_ms=3000]]"
+    async with env.client() as client:
+        stream = await client.chat.completions.create(
+            model="deepseek-chat", messages=[{"role": "user", "content": content}], stream=True
+        )
+        received = []
+        with pytest.raises(openai.APIError) as caught:
+            async for chunk in stream:
+                received.append(chunk)
+    assert received  # what came before the stall reached the client
+    assert "stalled mid-stream" in str(caught.value)
+
+
 async def test_first_byte_timeout_is_a_504(tmp_path: Path) -> None:
     async with relay_env(tmp_path, first_byte=0.3) as env, env.client() as client:
         with pytest.raises(openai.APIStatusError) as caught:

@@ -212,13 +212,14 @@ class HttpUpstream:
                         self._raise_for_status(response, await response.read(deadlines.first_byte))
                 events = sse_events(response)
                 pacer = StreamPacer(deadlines)
+                clock = asyncio.get_running_loop().time
                 while True:
+                    response.deadline = clock() + pacer.next_wait()  # for the next event, however many reads it takes
                     try:
-                        async with asyncio.timeout(pacer.next_wait()):
-                            event = await anext(events)
+                        event = await anext(events)
                     except StopAsyncIteration:
                         raise UpstreamError(f"channel {self.name} cut the stream", retryable=False) from None
-                    except TimeoutError:
+                    except ReadTimeoutError:
                         raise pacer.timeout_error(self.name) from None
                     pacer.received()
                     yield event

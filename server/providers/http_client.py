@@ -288,6 +288,8 @@ class HttpResponse:
         self._waiter: asyncio.Future[None] | None = None
         self._released = False
         self._streaming = False
+        self.deadline: float | None = None
+        """The event loop's time by which `chunks()` must have its next piece, else ReadTimeoutError (None: never)."""
 
     # What the connection reports.
     def header(self, name: str, value: str) -> None:
@@ -326,13 +328,18 @@ class HttpResponse:
             self._waiter.set_result(None)
 
     # What the reader does.
-    async def wait(self, ready: Callable[[], bool], timeout: float | None) -> None:
-        """Until `ready()` or the response ended; ReadTimeoutError after `timeout` seconds without news."""
+    async def wait(
+        self, ready: Callable[[], bool], timeout: float | None = None, *, deadline: float | None = None
+    ) -> None:
+        """Until `ready()` or the response ended; ReadTimeoutError after `timeout` seconds without news, or at the
+        loop's time `deadline`. A timer is set only when there is something to wait for."""
         while not ready() and not self._ended:
             if self._error is not None:
                 raise self._error
-            self._waiter = waiter = asyncio.get_running_loop().create_future()
-            timer = None if timeout is None else waiter.get_loop().call_later(timeout, _time_out, waiter, timeout)
+            loop = asyncio.get_running_loop()
+            self._waiter = waiter = loop.create_future()
+            at = deadline if timeout is None else loop.time() + timeout
+            timer = None if at is None else loop.call_at(at, _time_out, waiter)
             try:
                 await waiter
             finally:
@@ -351,10 +358,10 @@ class HttpResponse:
         return body
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body's bytes as they arrive (the caller bounds the waits)."""
+        """The body's bytes as they arrive, each by `deadline` (which the reader may move between pieces)."""
         self._streaming = True
         while True:
-            await self.wait(lambda: bool(self._pieces), None)
+            await self.wait(lambda: bool(self._pieces), deadline=self.deadline)
             if not self._pieces:
                 return
             piece = self._pieces.popleft()
@@ -373,6 +380,6 @@ class HttpResponse:
         self._connection.close()
 
 
-def _time_out(waiter: asyncio.Future[None], timeout: float) -> None:
+def _time_out(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
-        waiter.set_exception(ReadTimeoutError(f"nothing from the upstream within {timeout:g} s"))
+        waiter.set_exception(ReadTimeoutError("nothing from the upstream in time"))
