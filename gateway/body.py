@@ -10,9 +10,10 @@ from typing import TypeVar
 import grpc
 from google.rpc import status_pb2
 from starlette.requests import Request
-from starlette.types import Receive
+from starlette.types import Scope
 
 from gateway.errors import make_status
+from gateway.http_server import CONNECTION_LOST
 
 _T = TypeVar("_T")
 
@@ -72,23 +73,25 @@ def _too_large(limit: int) -> BodyRejectedError:
     )
 
 
-async def unless_disconnected(operation: Awaitable[_T], call: grpc.aio.Call, receive: Receive) -> _T:
-    """Awaits a call step; if the client disconnects meanwhile, cancels the call and raises DisconnectedError."""
-    disconnected = asyncio.Event()
+async def unless_disconnected(operation: Awaitable[_T], call: grpc.aio.Call, scope: Scope) -> _T:
+    """Awaits a call step; if the client's connection is lost meanwhile, cancels the call and raises DisconnectedError.
 
-    async def watch() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        disconnected.set()
+    Tollgate's HTTP server says so through the request's `CONNECTION_LOST` future (http_server.py). Under another
+    ASGI server nothing is watched here: a client that left is noticed when its answer is written.
+    """
+    lost: asyncio.Future[None] | None = scope.get("extensions", {}).get(CONNECTION_LOST, {}).get("future")
+    if lost is None:
+        return await operation
+
+    def cancel(_: object) -> None:
         call.cancel()
 
-    watcher = asyncio.ensure_future(watch())
+    lost.add_done_callback(cancel)
     try:
         return await operation
     except asyncio.CancelledError:
-        if disconnected.is_set():
+        if lost.done():
             raise DisconnectedError from None
         raise
     finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
+        lost.remove_done_callback(cancel)

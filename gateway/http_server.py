@@ -14,22 +14,32 @@ from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 HEAD_TIMEOUT_SECONDS = 10.0
+CONNECTION_LOST = "tollgate.connection_lost"
+"""The scope extension of every request this server runs: its "future" is done once the request's connection is gone."""
 
 
-class _HeadTimeoutProtocol(HttpToolsProtocol):
-    """uvicorn's httptools HTTP/1.1 protocol that closes a connection whose request head does not arrive in time.
+class _GatewayProtocol(HttpToolsProtocol):
+    """uvicorn's httptools HTTP/1.1 protocol that bounds the wait for a request head and says when a client left.
 
     uvicorn bounds the idle time between requests (keep-alive) but not the time a client may take to
     send a request's head, so a slow client could hold a socket for ever (slowloris). The clock runs
     from the connection's start, or from the first byte of a next request, until its head is parsed.
+
+    Each request's scope carries the connection's `CONNECTION_LOST` future: a handler learns that its client
+    left from a callback on it, instead of a task of its own waiting on `receive()` for `http.disconnect`.
     """
 
     head_timeout: ClassVar[float] = HEAD_TIMEOUT_SECONDS
     _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         super().connection_made(transport)
         self._arm_head_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope["extensions"] = {CONNECTION_LOST: {"future": self._lost}}
 
     def data_received(self, data: bytes) -> None:
         cycle = self.cycle
@@ -41,6 +51,8 @@ class _HeadTimeoutProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
+        if not self._lost.done():
+            self._lost.set_result(None)
         super().connection_lost(exc)
 
     def _arm_head_timer(self) -> None:
@@ -58,7 +70,7 @@ class _HeadTimeoutProtocol(HttpToolsProtocol):
 
 
 def _protocol_with_head_timeout(seconds: float) -> type[HttpToolsProtocol]:
-    return type("HeadTimeoutProtocol", (_HeadTimeoutProtocol,), {"head_timeout": seconds})
+    return type("GatewayProtocol", (_GatewayProtocol,), {"head_timeout": seconds})
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -94,26 +94,26 @@ class Transcoder:
             return self.error_response(path, make_status(grpc.StatusCode.INVALID_ARGUMENT, str(exc)), headers)
         try:
             if route.server_streaming:
-                return await self._call_stream(route, message, options, request.receive, headers)
-            return await self._call_unary(route, message, options, request.receive, headers)
+                return await self._call_stream(route, message, options, request.scope, headers)
+            return await self._call_unary(route, message, options, request.scope, headers)
         except grpc.aio.AioRpcError as exc:
             return self.error_response(path, status_from_rpc_error(exc), headers)
         except DisconnectedError:
             return Response(status_code=499, headers=headers)
 
     async def _call_unary(
-        self, route: Route, message: Message, options: CallOptions, receive: Receive, headers: dict[str, str]
+        self, route: Route, message: Message, options: CallOptions, scope: Scope, headers: dict[str, str]
     ) -> Response:
         call = self._unary_callable(route)(message, timeout=options.timeout, metadata=options.metadata)
-        reply = await unless_disconnected(call, call, receive)
+        reply = await unless_disconnected(call, call, scope)
         return Response(dump_json(encode_response(route, reply)), media_type=JSON, headers=headers)
 
     async def _call_stream(
-        self, route: Route, message: Message, options: CallOptions, receive: Receive, headers: dict[str, str]
+        self, route: Route, message: Message, options: CallOptions, scope: Scope, headers: dict[str, str]
     ) -> Response:
         call = self._stream_callable(route)(message, timeout=options.timeout, metadata=options.metadata)
         try:
-            first = await unless_disconnected(call.read(), call, receive)
+            first = await unless_disconnected(call.read(), call, scope)
         except BaseException:
             call.cancel()
             raise

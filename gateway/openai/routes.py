@@ -122,7 +122,7 @@ class OpenAIRoutes:
 
     async def _unary(self, request: Request, call: Any, encode: Any, headers: dict[str, str]) -> Response:
         try:
-            reply = await unless_disconnected(call, call, request.receive)
+            reply = await unless_disconnected(call, call, request.scope)
         except grpc.aio.AioRpcError as exc:
             return openai_error_response(status_from_rpc_error(exc), headers)
         except DisconnectedError:
