@@ -299,3 +299,27 @@ async def test_tls_verifies_the_upstream_certificate(certificate: tuple[Path, Pa
         trusting = HttpClient(ssl_context=ssl.create_default_context(cafile=str(cert)))
         assert await post(trusting, url) == (200, b'{"tls": 1}')
         await trusting.close()
+
+
+async def test_a_connection_paused_as_its_answer_completed_reads_again_when_reused() -> None:
+    # After the first byte, just under the read-ahead; then a small last piece that crosses it and ends the answer.
+    parts = [b"{", b"x" * (READ_AHEAD_BYTES - 100), b"x" * 200]
+
+    async def in_three_reads(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % sum(map(len, parts)))
+        for part in parts:
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+    scripted = Scripted([in_three_reads, answer(b'{"next": 1}')])
+    client = HttpClient()
+    async with serving(scripted) as url:
+        response = await client.post(url, HEADERS, b"{}", connect_timeout=5, read_timeout=5)
+        pieces = response.chunks()
+        assert await anext(pieces) == b"{"
+        await asyncio.sleep(0.3)  # the rest arrives while nobody reads: reading pauses in the turn the answer ends
+        response.release()
+        assert await post(client, url, read_timeout=2) == (200, b'{"next": 1}')
+    await client.close()
+    assert scripted.connections == 1

@@ -250,6 +250,9 @@ class _Connection(asyncio.Protocol):
             return
         response, self._response = self._response, None
         assert response is not None
+        if self._paused and self._transport is not None:  # no more of this answer to hold back: the next one reads
+            self._paused = False
+            self._transport.resume_reading()
         response.complete(self._parser.should_keep_alive())
 
     def taken(self, unread: int) -> None:
