@@ -40,7 +40,7 @@ from server.local_channel import LocalChannel
 from server.metrics import Metrics
 from server.providers.anthropic import AnthropicProvider
 from server.providers.base import Provider
-from server.providers.http import UpstreamClient, create_http_client
+from server.providers.http_client import HttpClient
 from server.providers.openai import OpenAIProvider
 from server.providers.simulated import SimulatedProvider
 from server.revocations import RedisRevocationBus
@@ -132,7 +132,7 @@ def build_domain(
     store: Store,
     config: Config,
     operator_key_sha256: str,
-    http_client: UpstreamClient,
+    http_client: HttpClient,
     passwords: Passwords | None = None,
 ) -> Domain:
     passwords = passwords or Passwords()
@@ -187,7 +187,7 @@ def build_limiter(config: Config) -> Limiter:
     return FallbackLimiter(redis, replicas=limits.replicas, timeout=limits.redis_timeout_seconds)
 
 
-def build_channels(config: Config, http_client: UpstreamClient) -> list[Channel]:
+def build_channels(config: Config, http_client: HttpClient) -> list[Channel]:
     """A Channel per configured upstream that can be used; one without its key is left out, and said so."""
     channels = []
     for channel in config.channels:
@@ -218,7 +218,7 @@ class Tollgate:
     """A running Tollgate: the gRPC server, the gateway in front of it, and what they share."""
 
     store: Store
-    upstream_client: UpstreamClient
+    upstream_client: HttpClient
     grpc_server: GrpcServer
     http_server: HttpServer
     channel: grpc.aio.Channel
@@ -246,7 +246,7 @@ class Tollgate:
 async def start(config: Config) -> Tollgate:
     """Opens storage, starts the gRPC server and the gateway; returns with both accepting connections."""
     store = await open_store(config.database_url, config.database)
-    upstream_client = create_http_client()
+    upstream_client = HttpClient()
     try:
         key_sha256, generated_key = await operator_key_sha256(store, config.admin_key)
         domain = build_domain(store, config, key_sha256, upstream_client)

@@ -17,7 +17,7 @@ from server.bootstrap import build_domain
 from server.config import Config
 from server.grpc_server import start_grpc_server
 from server.interceptors import EdgeInterceptor
-from server.providers.http import create_http_client
+from server.providers.http_client import HttpClient
 from server.storage.sqlite import SqliteStore
 from tests.support.grpc_clients import health_status, reflected_services
 from tests.support.inprocess import OPERATOR_KEY, Running
@@ -135,7 +135,7 @@ async def test_method_missing_from_the_access_table_is_refused(tmp_path: Path) -
     access = {name: roles for name, roles in ACCESS.items() if not name.endswith("/CreateSession")}
     store = await SqliteStore.open(f"sqlite:///{tmp_path}/t.db")
     await store.migrate()
-    client = create_http_client()
+    client = HttpClient()
     domain = build_domain(store, Config(), sha256_hex(OPERATOR_KEY), client)
     edge = EdgeInterceptor(access, domain.authenticator(sha256_hex(OPERATOR_KEY)))
     server = await start_grpc_server("127.0.0.1:0", domain.servicers(), edge)

@@ -17,7 +17,8 @@ from server.providers.anthropic_request import to_anthropic_request
 from server.providers.anthropic_response import from_anthropic_response
 from server.providers.anthropic_stream import AnthropicStreamTranslator
 from server.providers.base import ChatCall, Deadlines, MessageCall
-from server.providers.http import HttpUpstream, UpstreamClient
+from server.providers.http import HttpUpstream
+from server.providers.http_client import HttpClient
 
 # The version Tollgate speaks upstream, whatever its clients send (PROVIDERS.md §3.1).
 ANTHROPIC_VERSION = "2023-06-01"
@@ -26,7 +27,7 @@ ANTHROPIC_VERSION = "2023-06-01"
 class AnthropicProvider:
     """A channel of type `anthropic`."""
 
-    def __init__(self, channel: ChannelConfig, client: UpstreamClient) -> None:
+    def __init__(self, channel: ChannelConfig, client: HttpClient) -> None:
         self._name = channel.name
         self._url = f"{channel.base_url.rstrip('/')}/v1/messages"
         headers = {"x-api-key": channel.api_key, "anthropic-version": ANTHROPIC_VERSION}

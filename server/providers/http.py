@@ -21,14 +21,6 @@ from server.providers.http_client import (
     ReadTimeoutError,
 )
 
-UpstreamClient = HttpClient
-"""The process's one upstream HTTP client (http_client.py)."""
-
-
-def create_http_client() -> UpstreamClient:
-    """The process's one upstream client: keep-alive connections, timeouts per call, no redirects or proxies."""
-    return HttpClient(keepalive_seconds=60)
-
 
 @contextlib.contextmanager
 def transport_errors(channel: str) -> Iterator[None]:
@@ -149,7 +141,7 @@ async def _drain(events: AsyncIterator[tuple[str, str]], seconds: float = 1.0) -
 class HttpUpstream:
     """One channel's HTTP calls: JSON answers and event streams, with its headers, timeouts and errors."""
 
-    def __init__(self, name: str, client: UpstreamClient, headers: dict[str, str], error_from: ErrorMapper) -> None:
+    def __init__(self, name: str, client: HttpClient, headers: dict[str, str], error_from: ErrorMapper) -> None:
         self.name = name
         self._client = client
         self._headers = headers

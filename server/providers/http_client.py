@@ -64,9 +64,9 @@ class HttpClient:
         self._idle: dict[Origin, collections.deque[_Connection]] = {}
         self._open: set[_Connection] = set()
         self._targets: dict[str, tuple[Origin, bytes]] = {}
+        """Each URL's origin and request head, parsed once: the URLs are the channels' (configuration)."""
         self._resolved: dict[str, asyncio.Future[list[str]]] = {}
         self._resolved_until: dict[str, float] = {}
-        """Each URL's origin and request head, parsed once: the URLs are the channels' (configuration)."""
 
     async def post(
         self, url: str, headers: Mapping[str, str], body: bytes, *, connect_timeout: float, read_timeout: float
@@ -128,7 +128,7 @@ class HttpClient:
                 for address in await self._addresses(host, port):
                     try:
                         _, connection = await loop.create_connection(
-                            lambda: _Connection(self._returned),
+                            lambda: _Connection(origin, self._returned),
                             address,
                             port,
                             ssl=self._ssl if tls else None,
@@ -143,7 +143,6 @@ class HttpClient:
             raise ConnectTimeoutError(f"no connection within {timeout:g} s") from None
         except OSError as exc:  # socket.gaierror: the name did not resolve
             raise ConnectFailedError(str(exc)) from exc
-        connection.origin = origin
         self._open.add(connection)
         return connection
 
@@ -183,14 +182,14 @@ class HttpClient:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; the parser's callbacks feed the response being read."""
 
-    def __init__(self, returned: Callable[[_Connection], None]) -> None:
+    def __init__(self, origin: Origin, returned: Callable[[_Connection], None]) -> None:
+        self.origin = origin
         self._returned = returned
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._response: HttpResponse | None = None
         self._paused = False
         self._interim = False
-        self.origin: Origin = ("", 0, False)
         self.closed = False
         self.idle_since = 0.0
 
@@ -301,7 +300,7 @@ class HttpResponse:
     def head(self, status: int) -> None:
         self.status = status
         framed = "content-length" in self.headers or "chunked" in self.headers.get("transfer-encoding", "")
-        self._until_close = not framed and status >= 200 and status not in (204, 304)
+        self._until_close = not framed and status not in (204, 304)
         self._wake()
 
     def body(self, piece: bytes) -> int:

@@ -13,7 +13,8 @@ from gateway.openai import wire
 from server.config import ChannelConfig
 from server.errors import InvalidArgumentError, UpstreamError
 from server.providers.base import ChatCall, Deadlines
-from server.providers.http import HttpUpstream, UpstreamClient
+from server.providers.http import HttpUpstream
+from server.providers.http_client import HttpClient
 from server.providers.openai_errors import error_from_openai
 
 # DeepSeek ends a generation it could not finish for lack of capacity with this finish reason.
@@ -23,7 +24,7 @@ _CAPACITY_FINISH = "insufficient_system_resource"
 class OpenAIProvider:
     """A channel of type `openai`."""
 
-    def __init__(self, channel: ChannelConfig, client: UpstreamClient) -> None:
+    def __init__(self, channel: ChannelConfig, client: HttpClient) -> None:
         self._name = channel.name
         base = channel.base_url.rstrip("/")
         self._chat_url = f"{base}/v1/chat/completions"
