@@ -8,7 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.ledger_checks import assert_ledger_invariants
-from tests.support.reconcile import assert_reconciled, calibrate, hold_of, leave, newest_row, upstream_bill
+from tests.support.reconcile import (
+    assert_reconciled,
+    calibrate,
+    hold_of,
+    leave,
+    newest_row,
+    reconciling_env,
+    upstream_bill,
+)
 from tests.support.relay_env import RelayEnv, relay_env
 
 MODEL = "deepseek-chat"
@@ -30,7 +38,7 @@ async def _reconciled(env: RelayEnv, tmp_path: Path, count: int) -> dict[str, ob
 
 
 async def test_a_drain_past_its_time_is_cut_and_estimated(tmp_path: Path) -> None:
-    async with relay_env(tmp_path, environ={"TOLLGATE_RELAY_DISCONNECT_DRAIN_SECONDS": "0.4"}) as env:
+    async with reconciling_env(tmp_path, {"TOLLGATE_RELAY_DISCONNECT_DRAIN_SECONDS": "0.4"}) as env:
         drains = env.running.tollgate.domain.relay.drains
         await calibrate(env, MODEL)
         await leave(env, MODEL, "chunks=200, chunk_interval_ms=20", after_lines=3)
@@ -44,7 +52,7 @@ async def test_a_drain_past_its_time_is_cut_and_estimated(tmp_path: Path) -> Non
 
 
 async def test_past_the_drain_limit_a_left_stream_is_cut_at_once(tmp_path: Path) -> None:
-    async with relay_env(tmp_path, environ={"TOLLGATE_RELAY_MAX_DISCONNECT_DRAINS": "1"}) as env:
+    async with reconciling_env(tmp_path, {"TOLLGATE_RELAY_MAX_DISCONNECT_DRAINS": "1"}) as env:
         drains = env.running.tollgate.domain.relay.drains
         await calibrate(env, MODEL)
         await leave(env, MODEL, "chunks=60, chunk_interval_ms=30", after_lines=3)

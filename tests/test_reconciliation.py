@@ -23,10 +23,11 @@ from tests.support.reconcile import (
     leave,
     messages,
     newest_row,
+    reconciling_env,
     stream,
     upstream_bill,
 )
-from tests.support.relay_env import RelayEnv, relay_env
+from tests.support.relay_env import RelayEnv
 
 MODELS = ["deepseek-chat", "claude-haiku-4-5"]
 NO_DRAINS = {"TOLLGATE_RELAY_DISCONNECT_DRAIN_SECONDS": "0"}
@@ -34,7 +35,7 @@ NO_DRAINS = {"TOLLGATE_RELAY_DISCONNECT_DRAIN_SECONDS": "0"}
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[RelayEnv]:
-    async with relay_env(tmp_path) as started:
+    async with reconciling_env(tmp_path) as started:
         yield started
         assert_ledger_invariants(tmp_path / "tollgate.db")
 
@@ -111,7 +112,7 @@ async def test_drained_disconnect_is_charged_the_upstream_usage_exactly(
 
 @pytest.mark.parametrize("model", MODELS)
 async def test_undrained_disconnect_is_estimated_within_3_percent(tmp_path: Path, model: str) -> None:
-    async with relay_env(tmp_path, environ=NO_DRAINS) as env:
+    async with reconciling_env(tmp_path, NO_DRAINS) as env:
         await calibrate(env, model)
         await leave(env, model, "chunk_interval_ms=20", after_lines=8)
         await env.upstream.wait_idle()

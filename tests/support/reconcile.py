@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import sqlite3
+from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 import httpx
 
 from tests.support.fake_upstream import Prices
-from tests.support.relay_env import RelayEnv
+from tests.support.relay_env import RelayEnv, relay_env
 
 PRICES = {
     "deepseek-chat": Prices(input="0.27", cached_input="0.07", cache_write="0.27", output="1.10"),
@@ -60,10 +62,36 @@ async def upstream_bill(env: RelayEnv, request_id: str) -> Decimal:
     return total
 
 
-def hold_of(database: Path, request_id: str) -> int:
+@contextlib.asynccontextmanager
+async def reconciling_env(tmp_path: Path, environ: Mapping[str, str] | None = None) -> AsyncIterator[RelayEnv]:
+    """A relay environment whose database keeps a copy of each hold a settlement deletes (for `hold_of`).
+
+    A settled hold is gone from `holds`; the copy is test scaffolding in the test's own database, made
+    by a trigger, so a charge can still be compared with the hold that paid for it.
+    """
+    async with relay_env(tmp_path, environ=environ) as env:
+        _keep_settled_holds(tmp_path / "tollgate.db")
+        yield env
+
+
+def _keep_settled_holds(database: Path) -> None:
     db = sqlite3.connect(database)
     try:
-        return int(db.execute("SELECT amount_micros FROM holds WHERE request_id = ?", (request_id,)).fetchone()[0])
+        db.executescript(
+            "CREATE TABLE test_settled_holds (request_id TEXT PRIMARY KEY, amount_micros INTEGER NOT NULL);"
+            " CREATE TRIGGER test_keep_settled_holds AFTER DELETE ON holds BEGIN"
+            " INSERT INTO test_settled_holds VALUES (old.request_id, old.amount_micros); END;"
+        )
+    finally:
+        db.close()
+
+
+def hold_of(database: Path, request_id: str) -> int:
+    """The hold a call settled in a `reconciling_env` had."""
+    db = sqlite3.connect(database)
+    try:
+        query = "SELECT amount_micros FROM test_settled_holds WHERE request_id = ?"
+        return int(db.execute(query, (request_id,)).fetchone()[0])
     finally:
         db.close()
 

@@ -77,7 +77,9 @@ Global___Account: _TypeAlias = Account  # noqa: Y015
 
 @_typing.final
 class LedgerEntry(_message.Message):
-    """A movement of money recorded in the ledger."""
+    """A movement of money recorded in the ledger: a credit. A call's charge is its usage row (one per
+    request), so a balance is its credits less the cost of its usage rows.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -92,12 +94,12 @@ class LedgerEntry(_message.Message):
     id: _builtins.str
     account_id: _builtins.str
     amount_micros: _builtins.int
-    """Positive for credits, negative for charges."""
+    """Positive for credits."""
     amount_usd: _builtins.str
     kind: _builtins.str
-    """"credit" | "charge"."""
+    """"credit"."""
     actor: _builtins.str
-    """Who moved the money ("operator", or the request id of a charge)."""
+    """Who moved the money ("operator")."""
     reason: _builtins.str
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...

@@ -1,5 +1,9 @@
 """Holds and settlements: every write that moves money is a conditional update, so no stale read overspends.
 
+A hold row lives while its call runs; the settlement deletes it and writes the call's usage row, which is
+the charge (one per request id). An account's balance is its credits in `ledger_entries` less the
+`cost_micros` of its usage rows.
+
 Rows are locked in one order everywhere, so two transactions never wait for each other in a cycle:
 the hold (settlement only), then the account, then the token. Nothing locks a token before its account.
 """
@@ -98,9 +102,7 @@ class SqlLedger:
         at = self._db.dialect.time(usage.created_at)
         async with self._db.transaction() as tx:
             # Conditional on the hold being open: of two settlements (a reaper's among them) one wins.
-            settled = await tx.execute(
-                "UPDATE holds SET settled_at = ? WHERE request_id = ? AND settled_at IS NULL", (at, hold.request_id)
-            )
+            settled = await tx.execute("DELETE FROM holds WHERE request_id = ?", (hold.request_id,))
             if settled != 1:
                 return False
             # Nothing below is read back: in a pipeline, it all travels with the commit.
@@ -113,21 +115,7 @@ class SqlLedger:
                 " last_used_at = ? WHERE id = ?",
                 (hold.amount_micros, charge, at, hold.token_id),
             )
-            if charge:
-                await tx.send(
-                    "INSERT INTO ledger_entries"
-                    " (id, account_id, amount_micros, kind, actor, reason, created_at, request_id)"
-                    " VALUES (?, ?, ?, 'charge', ?, ?, ?, ?)",
-                    (
-                        "led_" + usage.id.removeprefix("use_"),
-                        hold.account_id,
-                        -charge,
-                        usage.token_id,
-                        f"{usage.served_model or usage.requested_model} call",
-                        at,
-                        hold.request_id,
-                    ),
-                )
+            # The usage row is the charge: balance = credits (ledger_entries) - cost_micros (usage_logs).
             record = [getattr(usage, name) for name in _USAGE_FIELDS]
             record[20] = at
             record[14] = charge
@@ -158,7 +146,7 @@ class SqlLedger:
     async def expired_holds(self, now: datetime, limit: int) -> list[Hold]:
         rows = await self._db.fetchall(
             "SELECT request_id, account_id, token_id, amount_micros, created_at, expires_at FROM holds"
-            " WHERE settled_at IS NULL AND expires_at < ? ORDER BY expires_at LIMIT ?",
+            " WHERE expires_at < ? ORDER BY expires_at LIMIT ?",
             (self._db.dialect.time(now), limit),
         )
         from_time = self._db.dialect.from_time

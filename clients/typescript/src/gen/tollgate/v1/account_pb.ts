@@ -94,7 +94,8 @@ export const AccountSchema: GenMessage<Account> = /*@__PURE__*/
   messageDesc(file_tollgate_v1_account, 0);
 
 /**
- * A movement of money recorded in the ledger.
+ * A movement of money recorded in the ledger: a credit. A call's charge is its usage row (one per
+ * request), so a balance is its credits less the cost of its usage rows.
  *
  * @generated from message tollgate.v1.LedgerEntry
  */
@@ -110,7 +111,7 @@ export type LedgerEntry = Message<"tollgate.v1.LedgerEntry"> & {
   accountId: string;
 
   /**
-   * Positive for credits, negative for charges.
+   * Positive for credits.
    *
    * @generated from field: int64 amount_micros = 3;
    */
@@ -122,14 +123,14 @@ export type LedgerEntry = Message<"tollgate.v1.LedgerEntry"> & {
   amountUsd: string;
 
   /**
-   * "credit" | "charge".
+   * "credit".
    *
    * @generated from field: string kind = 5;
    */
   kind: string;
 
   /**
-   * Who moved the money ("operator", or the request id of a charge).
+   * Who moved the money ("operator").
    *
    * @generated from field: string actor = 6;
    */
