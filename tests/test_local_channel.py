@@ -122,7 +122,7 @@ async def test_an_unknown_method_is_unimplemented(env: RelayEnv) -> None:
 
 def _open_holds(database: Path | str) -> int:
     with sqlite3.connect(database) as db:
-        return int(db.execute("SELECT COUNT(*) FROM holds").fetchone()[0])
+        return int(db.execute("SELECT COUNT(*) FROM holds WHERE settled_at IS NULL").fetchone()[0])
 
 
 async def _settled(env: RelayEnv) -> None:

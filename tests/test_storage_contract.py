@@ -17,10 +17,10 @@ from server.storage.base import Store
 from server.storage.migrations import load_migrations
 from server.storage.postgres import PostgresStore
 from server.storage.postgres.database import PostgresDatabase
+from server.storage.sql.database import Database
 from server.storage.sql.store import SqlStore
-from server.storage.sqlite import SqliteStore, sqlite_path
+from server.storage.sqlite import SqliteStore
 from server.storage.sqlite.database import SqliteDatabase
-from tests.support.ledger_checks import assert_ledger_invariants
 
 NOW = datetime(2026, 11, 29, 4, 0, 0, 123456, tzinfo=UTC)
 OPTIONS = DatabaseConfig(pool_size=20)
@@ -125,6 +125,22 @@ async def test_migrations_apply_once_and_concurrently(url: str) -> None:
             await store.close()
 
 
+async def _settle_as_the_release_before(database: Database, store: SqlStore, request_id: str, charge: int) -> None:
+    """A settlement as the release before wrote it: the hold kept, marked settled, and a ledger entry for the charge."""
+    assert await store.ledger.settle(_hold(request_id, 5_000), charge, _usage(request_id, charge))
+    time = database.dialect.time
+    await database.execute(
+        "INSERT INTO holds (request_id, account_id, token_id, amount_micros, created_at, expires_at, settled_at)"
+        " VALUES (?, 'acc_1', 'tok_1', 5000, ?, ?, ?)",
+        (request_id, time(NOW), time(NOW + timedelta(hours=1)), time(NOW)),
+    )
+    await database.execute(
+        "INSERT INTO ledger_entries (id, account_id, amount_micros, kind, actor, reason, created_at, request_id)"
+        " VALUES (?, 'acc_1', ?, 'charge', 'tok_1', 'deepseek-chat call', ?, ?)",
+        (f"led_{request_id}", -charge, time(NOW), request_id),
+    )
+
+
 async def test_the_upgrade_to_one_row_per_charge_keeps_open_holds_and_every_balance(url: str) -> None:
     """Before it, a settled hold stayed behind and its charge was also a ledger entry beside the usage row."""
     backend = "sqlite" if url.startswith("sqlite:") else "postgres"
@@ -137,28 +153,23 @@ async def test_the_upgrade_to_one_row_per_charge_keeps_open_holds_and_every_bala
         await _funded(store, 10_000)
         assert await _place(store, _hold("req_open", 500))
         assert await _place(store, _hold("req_done", 5_000))
-        assert await store.ledger.settle(_hold("req_done", 5_000), 1_234, _usage("req_done", 1_234))
-        time = database.dialect.time
-        await database.execute(  # what the settlement left before the upgrade
-            "INSERT INTO holds (request_id, account_id, token_id, amount_micros, created_at, expires_at, settled_at)"
-            " VALUES ('req_done', 'acc_1', 'tok_1', 5000, ?, ?, ?)",
-            (time(NOW), time(NOW + timedelta(hours=1)), time(NOW)),
-        )
-        await database.execute(
-            "INSERT INTO ledger_entries (id, account_id, amount_micros, kind, actor, reason, created_at, request_id)"
-            " VALUES ('led_charge', 'acc_1', -1234, 'charge', 'tok_1', 'deepseek-chat call', ?, 'req_done')",
-            (time(NOW),),
-        )
+        await _settle_as_the_release_before(database, store, "req_done", 1_234)
         assert await store.migrate() == len(migrations)
+        assert await database.fetchone("SELECT COUNT(*) FROM ledger_entries WHERE kind = 'charge'") == (0,)
+        # A replica of the release before, still running during a rolling upgrade, settles one more call.
+        assert await _place(store, _hold("req_late", 5_000))
+        await _settle_as_the_release_before(database, store, "req_late", 66)
         later = NOW + timedelta(days=1)
         assert [hold.request_id for hold in await store.ledger.expired_holds(later, 10)] == ["req_open"]
-        assert not await store.ledger.settle(_hold("req_done", 5_000), 99, _usage("req_done", 99))
+        for settled in ("req_done", "req_late"):
+            assert not await store.ledger.settle(_hold(settled, 5_000), 99, _usage(settled, 99))
         assert await store.ledger.settle(_hold("req_open", 500), 100, _usage("req_open", 100))
         account = await store.accounts.get_account("acc_1")
-        assert account is not None and (account.balance_micros, account.held_micros) == (10_000 - 1_334, 0)
+        assert account is not None and (account.balance_micros, account.held_micros) == (10_000 - 1_400, 0)
+        charged = await database.fetchone("SELECT SUM(cost_micros) FROM usage_logs WHERE account_id = 'acc_1'")
+        assert charged is not None and int(charged[0]) == 1_400
     finally:
         await store.close()
-    assert_ledger_invariants(Path(sqlite_path(url)) if backend == "sqlite" else url)
 
 
 async def test_settings_are_stored_once(store: Store) -> None:

@@ -48,7 +48,7 @@ def assert_ledger_invariants(database: Path | str) -> None:
             assert balance == credits - charges, f"{account_id}: balance {balance} but {credits} - {charges}"
             assert balance >= 0 and held >= 0 and balance - held >= 0
             ((open_holds,),) = query(
-                "SELECT COALESCE(SUM(amount_micros), 0) FROM holds WHERE account_id = ?",
+                "SELECT COALESCE(SUM(amount_micros), 0) FROM holds WHERE account_id = ? AND settled_at IS NULL",
                 (account_id,),
             )
             assert held == open_holds, f"{account_id}: held {held} but open holds sum to {open_holds}"
@@ -62,7 +62,9 @@ def assert_ledger_invariants(database: Path | str) -> None:
                 "SELECT COALESCE(SUM(cost_micros), 0) FROM usage_logs WHERE token_id = ?", (token_id,)
             )
             assert spent == charged, f"{token_id}: spent {spent} but usage rows sum to {charged}"
-        ((stale,),) = query("SELECT COUNT(*) FROM holds WHERE expires_at < ?", (now,))
+        ((charges,),) = query("SELECT COUNT(*) FROM ledger_entries WHERE kind = 'charge'")
+        assert charges == 0, f"{charges} charges in the ledger: a call's charge is its usage row"
+        ((stale,),) = query("SELECT COUNT(*) FROM holds WHERE settled_at IS NULL AND expires_at < ?", (now,))
         assert stale == 0
 
 

@@ -101,8 +101,11 @@ class SqlLedger:
         charge = max(0, min(charge_micros, hold.amount_micros))
         at = self._db.dialect.time(usage.created_at)
         async with self._db.transaction() as tx:
-            # Conditional on the hold being open: of two settlements (a reaper's among them) one wins.
-            settled = await tx.execute("DELETE FROM holds WHERE request_id = ?", (hold.request_id,))
+            # Conditional on the hold being open: of two settlements (a reaper's among them) one wins. A process of
+            # the release before, during an upgrade, marks a hold settled instead of deleting it.
+            settled = await tx.execute(
+                "DELETE FROM holds WHERE request_id = ? AND settled_at IS NULL", (hold.request_id,)
+            )
             if settled != 1:
                 return False
             # Nothing below is read back: in a pipeline, it all travels with the commit.
@@ -146,7 +149,7 @@ class SqlLedger:
     async def expired_holds(self, now: datetime, limit: int) -> list[Hold]:
         rows = await self._db.fetchall(
             "SELECT request_id, account_id, token_id, amount_micros, created_at, expires_at FROM holds"
-            " WHERE expires_at < ? ORDER BY expires_at LIMIT ?",
+            " WHERE settled_at IS NULL AND expires_at < ? ORDER BY expires_at LIMIT ?",
             (self._db.dialect.time(now), limit),
         )
         from_time = self._db.dialect.from_time
