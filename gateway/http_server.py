@@ -96,9 +96,8 @@ class _EmbeddedServer(uvicorn.Server):
         self._exit_requested.set()
 
     async def main_loop(self) -> None:
-        counter = 0  # `on_tick` refreshes the Date header when the counter is a multiple of 10
-        while not await self.on_tick(counter):
-            counter = (counter + 10) % 864_000
+        # Every tick is one on which uvicorn's `on_tick` refreshes the Date header (its counter is a multiple of 10).
+        while not await self.on_tick(0):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(TICK_SECONDS):
                     await self._exit_requested.wait()

@@ -200,8 +200,8 @@ class HttpUpstream:
                 )
             try:
                 if response.status >= 400:
-                    async with asyncio.timeout(deadlines.first_byte):
-                        self._raise_for_status(response, await response.read(deadlines.first_byte))
+                    async with asyncio.timeout(deadlines.first_byte):  # the whole error body, not each read
+                        self._raise_for_status(response, await response.read())
                 events = sse_events(response)
                 pacer = StreamPacer(deadlines)
                 clock = asyncio.get_running_loop().time
