@@ -1,4 +1,5 @@
-"""PostgreSQL only: a stuck row, a slow statement, a full pool or a lost server is a 503 within seconds."""
+"""PostgreSQL only: a stuck row, a slow statement, a full pool or a lost server is a 503 within seconds; the
+round trips a call's ledger writes cost."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import openai
@@ -15,11 +16,12 @@ import pytest
 
 from server.bootstrap import open_store
 from server.config import DatabaseConfig
-from server.domain.records import Account
+from server.domain.records import Account, ApiToken, Credit, Hold, UsageRecord
 from server.errors import DatabaseUnavailableError
 from server.storage.base import Store
 from server.storage.postgres import PostgresStore
 from tests.support.relay_env import relay_env
+from tests.support.round_trips import counting_round_trips
 
 NOW = datetime.now(UTC)
 
@@ -123,3 +125,48 @@ async def test_a_lost_pooled_connection_is_replaced_before_a_call_uses_it(postgr
         assert await victim.put_setting_if_absent("k", "back")
     finally:
         await victim.close()
+
+
+async def _funded_token(store: Store) -> None:
+    token = ApiToken(
+        name="app", spend_cap_micros=0, expires_at=None, allowed_models=(), allowed_ips=(), max_concurrency=0,
+        requests_per_minute=0, tokens_per_minute=0, disabled=False, id="tok_1", account_id="acc_1",
+        key_hash="hash-tok_1", masked_key="sk-…tok1", spent_micros=0, created_at=NOW, last_used_at=None,
+    )  # fmt: skip
+    await store.tokens.insert_token(token)
+    assert await store.accounts.apply_credit(Credit("led_1", "acc_1", 10_000, "operator", "setup", "k", "fp", NOW))
+
+
+def _hold(request_id: str, amount: int) -> Hold:
+    return Hold(request_id, "acc_1", "tok_1", amount, NOW, NOW + timedelta(hours=1))
+
+
+def _usage(request_id: str, cost: int) -> UsageRecord:
+    return UsageRecord(
+        f"use_{request_id}", request_id, "acc_1", "tok_1", "app", "deepseek-chat", "deepseek-chat", "deepseek",
+        False, 10, 0, 0, 5, 0, cost, False, "ok", 120, None, "127.0.0.1", NOW,
+    )  # fmt: skip
+
+
+async def test_a_hold_takes_two_round_trips_and_a_settlement_or_a_lone_statement_one(
+    postgres_url: str, store: Store
+) -> None:
+    await _funded_token(store)
+    async with counting_round_trips(postgres_url) as (url, trips):
+        relayed = await PostgresStore.open(url, DatabaseConfig(pool_size=1))
+        try:
+            assert await relayed.get_setting("warm") is None  # the pool's connection is open and idle
+            before = trips.count
+            assert await relayed.ledger.place_hold("acc_1", "tok_1", lambda funds: _hold("req_1", 4_000))
+            assert trips.count - before == 2  # the locking read, then the writes with the commit
+            before = trips.count
+            assert await relayed.ledger.settle(_hold("req_1", 4_000), 1_500, _usage("req_1", 1_500))
+            assert trips.count - before == 1
+            before = trips.count
+            assert not await relayed.ledger.settle(_hold("req_1", 4_000), 1_500, _usage("req_1", 1_500))
+            assert await relayed.get_setting("k") is None
+            assert trips.count - before == 2
+        finally:
+            await relayed.close()
+    account = await store.accounts.get_account("acc_1")
+    assert account is not None and (account.balance_micros, account.held_micros) == (8_500, 0)

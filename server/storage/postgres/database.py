@@ -30,9 +30,13 @@ _MIGRATION_TIMEOUT = 600.0  # a schema step may rewrite a large table
 
 
 class PostgresDialect:
-    """TIMESTAMPTZ times, JSONB lists, and `FOR UPDATE` row locks."""
+    """TIMESTAMPTZ times, JSONB lists, and row locks that an update would take.
 
-    lock_row = " FOR UPDATE"
+    FOR NO KEY UPDATE, not FOR UPDATE: inserts of rows that refer to a locked one (its foreign keys take
+    KEY SHARE) go on meanwhile.
+    """
+
+    lock_row = " FOR NO KEY UPDATE"
 
     def time(self, moment: datetime) -> datetime:
         return moment
@@ -74,11 +78,27 @@ async def _check_if_disturbed(connection: psycopg.AsyncConnection[Any]) -> None:
         await AsyncConnectionPool.check_connection(connection)
 
 
+_TIMEOUTS = "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
+
+
+def _timeouts(lock_seconds: float, statement_seconds: float) -> tuple[str, str]:
+    """The parameters of `_TIMEOUTS`: for the transaction (or implicit transaction) it runs in."""
+    return f"{round(lock_seconds * 1000)}ms", f"{round(statement_seconds * 1000)}ms"
+
+
+async def _queue(connection: psycopg.AsyncConnection[Any], sql: str, params: Params) -> psycopg.AsyncCursor[Any]:
+    """Sends a statement; in a pipeline, its cursor has the result after the next sync."""
+    if not params:  # no parameters: the text is sent as it is (outside a pipeline, several statements)
+        return await connection.execute(sql)
+    return await connection.execute(_placeholders(sql), params)
+
+
 class _Transaction:
     """Statements on one connection inside an open transaction, pipelined when `pipeline` is given.
 
     In a pipeline, BEGIN and the timeouts travel with the first statement, and what is sent without waiting
-    (`send`) with the next statement or the commit: one round trip for each statement whose answer is read.
+    (`send`) with the next statement or the commit: one round trip for each statement whose answer is read,
+    and one for the commit.
     """
 
     def __init__(self, connection: psycopg.AsyncConnection[Any], pipeline: AsyncPipeline | None) -> None:
@@ -86,15 +106,10 @@ class _Transaction:
         self._pipeline = pipeline
 
     async def _run(self, sql: str, params: Params) -> psycopg.AsyncCursor[Any]:
-        cursor = await self._send(sql, params)
+        cursor = await _queue(self._connection, sql, params)
         if self._pipeline is not None:
             await self._pipeline.sync()
         return cursor
-
-    async def _send(self, sql: str, params: Params) -> psycopg.AsyncCursor[Any]:
-        if not params:  # no parameters: the text is sent as it is (outside a pipeline, several statements)
-            return await self._connection.execute(sql)
-        return await self._connection.execute(_placeholders(sql), params)
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         return await (await self._run(sql, params)).fetchone()
@@ -106,7 +121,7 @@ class _Transaction:
         return (await self._run(sql, params)).rowcount
 
     async def send(self, sql: str, params: Params = ()) -> None:
-        await self._send(sql, params)  # in a pipeline, queued until the next sync: a statement's or the commit's
+        await _queue(self._connection, sql, params)  # in a pipeline, it waits for the next sync or the commit
 
 
 class PostgresDatabase:
@@ -117,7 +132,7 @@ class PostgresDatabase:
 
     def __init__(self, pool: AsyncConnectionPool[Any], options: DatabaseConfig) -> None:
         self._pool = pool
-        self._options = options
+        self._timeouts = _timeouts(options.lock_timeout_seconds, options.statement_timeout_seconds)
 
     @classmethod
     async def open(cls, database_url: str, options: DatabaseConfig) -> PostgresDatabase:
@@ -146,38 +161,43 @@ class PostgresDatabase:
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[_Transaction]:
         """BEGIN … COMMIT with lock and statement timeouts set for this transaction only."""
-        return self._transaction(self._options.lock_timeout_seconds, self._options.statement_timeout_seconds)
+        return self._transaction(self._timeouts)
 
     @contextlib.asynccontextmanager
-    async def _transaction(
-        self, lock: float, statement: float, *, pipelined: bool = True
-    ) -> AsyncIterator[_Transaction]:
+    async def _transaction(self, timeouts: tuple[str, str], *, pipelined: bool = True) -> AsyncIterator[_Transaction]:
+        """BEGIN and COMMIT are statements of their own, not psycopg's transaction block: in a pipeline, that block
+        waits for the server at BEGIN, before the COMMIT, at the COMMIT and at the pipeline's end."""
         with _unavailable():
+            # On an exception the pooled connection's own context rolls back whatever the block began.
             async with self._pool.connection() as connection:
-                pipeline = contextlib.nullcontext(None) if not pipelined else connection.pipeline()
-                async with pipeline as piped, connection.transaction():
-                    await connection.execute(
-                        "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
-                        (f"{round(lock * 1000)}ms", f"{round(statement * 1000)}ms"),
-                    )
+                pipeline = connection.pipeline() if pipelined else contextlib.nullcontext(None)
+                async with pipeline as piped:
+                    await connection.execute("BEGIN")
+                    await connection.execute(_TIMEOUTS, timeouts)
                     yield _Transaction(connection, piped)
+                    await connection.execute("COMMIT")
+
+    async def _alone(self, sql: str, params: Params) -> psycopg.AsyncCursor[Any]:
+        """One statement and its timeouts in one round trip, without BEGIN or COMMIT: statements sent together in
+        a pipeline run in one implicit transaction, which the sync commits (or rolls back, on an error)."""
+        with _unavailable():
+            async with self._pool.connection() as connection, connection.pipeline():
+                await connection.execute(_TIMEOUTS, self._timeouts)
+                return await _queue(connection, sql, params)
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        async with self.transaction() as tx:
-            return await tx.fetchone(sql, params)
+        return await (await self._alone(sql, params)).fetchone()
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        async with self.transaction() as tx:
-            return await tx.fetchall(sql, params)
+        return await (await self._alone(sql, params)).fetchall()
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        async with self.transaction() as tx:
-            return await tx.execute(sql, params)
+        return (await self._alone(sql, params)).rowcount
 
     async def apply_migrations(self, migrations: Sequence[Migration]) -> None:
         for migration in migrations:
             # Not pipelined: a migration is a script of several statements.
-            async with self._transaction(_MIGRATION_TIMEOUT, _MIGRATION_TIMEOUT, pipelined=False) as tx:
+            async with self._transaction(_timeouts(_MIGRATION_TIMEOUT, _MIGRATION_TIMEOUT), pipelined=False) as tx:
                 await tx.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
                 await tx.execute(
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"

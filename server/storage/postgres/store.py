@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from server.config import DatabaseConfig
 from server.storage.postgres.database import PostgresDatabase
+from server.storage.postgres.ledger import PostgresLedger
 from server.storage.sql.store import SqlStore
 
 
 class PostgresStore(SqlStore):
     """The SQL store on a PostgreSQL database, through a connection pool."""
+
+    def __init__(self, database: PostgresDatabase) -> None:
+        super().__init__(database)
+        self.ledger = PostgresLedger(database)
 
     @classmethod
     async def open(cls, database_url: str, options: DatabaseConfig) -> PostgresStore:

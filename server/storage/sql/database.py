@@ -42,7 +42,8 @@ class Dialect(Protocol):
     """How a backend stores the values SQL has no common type for."""
 
     lock_row: str
-    """Appended to a SELECT of one row to lock it until the transaction ends (empty where writes are serial)."""
+    """Appended to a SELECT to lock the rows it reads until the transaction ends, as an update of them would (empty
+    where writes are serial); a join's rows are locked table by table in the order of its FROM."""
 
     def time(self, moment: datetime) -> Any:
         """A datetime as a parameter."""

@@ -10,6 +10,7 @@ the hold (settlement only), then the account, then the token. Nothing locks a to
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -17,13 +18,26 @@ from typing import Any
 from server.domain.records import Funds, Hold, UsageRecord
 from server.storage.sql.database import Database, Dialect, Row
 
-_USAGE_COLUMNS = (
+USAGE_COLUMNS = (
     "id, request_id, account_id, token_id, token_name, requested_model, served_model, channel, stream,"
     " input_tokens, cached_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost_micros, estimated,"
     " status, latency_ms, time_to_first_token_ms, client_ip, created_at"
 )
-_USAGE_FIELDS = tuple(name.strip() for name in _USAGE_COLUMNS.split(","))
-_INSERT_USAGE = f"INSERT INTO usage_logs ({_USAGE_COLUMNS}) VALUES ({', '.join('?' * len(_USAGE_FIELDS))})"
+_USAGE_FIELDS = tuple(name.strip() for name in USAGE_COLUMNS.split(","))
+_USAGE_VALUES = ", ".join("?" * len(_USAGE_FIELDS))
+DAILY_COLUMNS = (
+    "account_id, day, model, token_id, requests, input_tokens, cached_tokens, cache_write_tokens, output_tokens,"
+    " cost_micros"
+)
+_DAILY_VALUES = "?, ?, ?, ?, 1, ?, ?, ?, ?, ?"
+ADD_TO_DAILY = (
+    " ON CONFLICT (account_id, day, model, token_id) DO UPDATE SET requests = usage_daily.requests + 1,"
+    " input_tokens = usage_daily.input_tokens + excluded.input_tokens,"
+    " cached_tokens = usage_daily.cached_tokens + excluded.cached_tokens,"
+    " cache_write_tokens = usage_daily.cache_write_tokens + excluded.cache_write_tokens,"
+    " output_tokens = usage_daily.output_tokens + excluded.output_tokens,"
+    " cost_micros = usage_daily.cost_micros + excluded.cost_micros"
+)
 _FILTERS = {"token_id": "token_id = ?", "model": "(requested_model = ? OR served_model = ?)", "status": "status = ?"}
 _GROUPS = {
     "day": "day",
@@ -41,8 +55,39 @@ def _usage(row: Row, dialect: Dialect) -> UsageRecord:
     return UsageRecord(*values)
 
 
-class _Refused(Exception):
-    """Rolls a hold's transaction back when the token cannot take it after the account did."""
+@dataclasses.dataclass(frozen=True)
+class Settlement:
+    """The parameters of a settlement's writes once its hold is gone: the account's and the token's release and
+    charge, the usage row (which is the charge) and the day's totals."""
+
+    account: tuple[Any, ...]
+    token: tuple[Any, ...]
+    usage: list[Any]
+    daily: tuple[Any, ...]
+
+    @classmethod
+    def of(cls, hold: Hold, charge_micros: int, usage: UsageRecord, dialect: Dialect) -> Settlement:
+        charge = max(0, min(charge_micros, hold.amount_micros))  # never more than was held
+        at = dialect.time(usage.created_at)
+        record = [getattr(usage, name) for name in _USAGE_FIELDS]
+        record[20] = at
+        record[14] = charge
+        return cls(
+            (hold.amount_micros, charge, hold.account_id),
+            (hold.amount_micros, charge, at, hold.token_id),
+            record,
+            (
+                hold.account_id,
+                usage.created_at.astimezone(UTC).strftime("%Y-%m-%d"),
+                usage.served_model or usage.requested_model,
+                usage.token_id,
+                usage.input_tokens,
+                usage.cached_tokens,
+                usage.cache_write_tokens,
+                usage.output_tokens,
+                charge,
+            ),
+        )
 
 
 class SqlLedger:
@@ -56,50 +101,43 @@ class SqlLedger:
         return None if row is None else str(row[0])
 
     async def place_hold(self, account_id: str, token_id: str, size: Callable[[Funds | None], Hold]) -> bool:
-        time = self._db.dialect.time
-        try:
-            async with self._db.transaction() as tx:
-                row = await tx.fetchone(
-                    "SELECT a.balance_micros - a.held_micros, t.spend_cap_micros, t.spent_micros + t.held_micros,"
-                    " a.discount FROM accounts a JOIN api_tokens t ON t.account_id = a.id WHERE a.id = ? AND t.id = ?",
-                    (account_id, token_id),
-                )
-                hold = size(None if row is None else Funds(row[0], max(0, row[1] - row[2]) if row[1] else None, row[3]))
-                # Conditional all the same: where reads do not lock (PostgreSQL), another call may have taken the
-                # money since the read, and the update is what decides.
-                taken = await tx.execute(
-                    "UPDATE accounts SET held_micros = held_micros + ?"
-                    " WHERE id = ? AND NOT disabled AND balance_micros - held_micros >= ?",
-                    (hold.amount_micros, hold.account_id, hold.amount_micros),
-                )
-                if taken != 1:
-                    raise _Refused
-                taken = await tx.execute(
-                    "UPDATE api_tokens SET held_micros = held_micros + ?"
-                    " WHERE id = ? AND (spend_cap_micros = 0 OR spent_micros + held_micros + ? <= spend_cap_micros)",
-                    (hold.amount_micros, hold.token_id, hold.amount_micros),
-                )
-                if taken != 1:
-                    raise _Refused
-                await tx.send(
-                    "INSERT INTO holds (request_id, account_id, token_id, amount_micros, created_at, expires_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        hold.request_id,
-                        hold.account_id,
-                        hold.token_id,
-                        hold.amount_micros,
-                        time(hold.created_at),
-                        time(hold.expires_at),
-                    ),
-                )
-        except _Refused:
-            return False
+        dialect = self._db.dialect
+        async with self._db.transaction() as tx:
+            # Locked (account, then token) until the commit where reads do not lock (PostgreSQL); on SQLite the
+            # transaction holds the write lock. Either way what this reads is what the writes below change.
+            row = await tx.fetchone(
+                "SELECT a.balance_micros - a.held_micros, t.spend_cap_micros, t.spent_micros + t.held_micros,"
+                " a.discount, a.disabled FROM accounts a JOIN api_tokens t ON t.account_id = a.id"
+                f" WHERE a.id = ? AND t.id = ?{dialect.lock_row}",
+                (account_id, token_id),
+            )
+            funds = None if row is None else Funds(row[0], max(0, row[1] - row[2]) if row[1] else None, row[3])
+            hold = size(funds)
+            if funds is None or row is None or row[4] or hold.amount_micros > funds.budget_micros:
+                return False  # a disabled account, or a hold larger than the funds it was sized from
+            # Nothing below is read back: in a pipeline, it all travels with the commit.
+            await tx.send(
+                "UPDATE accounts SET held_micros = held_micros + ? WHERE id = ?", (hold.amount_micros, hold.account_id)
+            )
+            await tx.send(
+                "UPDATE api_tokens SET held_micros = held_micros + ? WHERE id = ?", (hold.amount_micros, hold.token_id)
+            )
+            await tx.send(
+                "INSERT INTO holds (request_id, account_id, token_id, amount_micros, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    hold.request_id,
+                    hold.account_id,
+                    hold.token_id,
+                    hold.amount_micros,
+                    dialect.time(hold.created_at),
+                    dialect.time(hold.expires_at),
+                ),
+            )
         return True
 
     async def settle(self, hold: Hold, charge_micros: int, usage: UsageRecord) -> bool:
-        charge = max(0, min(charge_micros, hold.amount_micros))
-        at = self._db.dialect.time(usage.created_at)
+        writes = Settlement.of(hold, charge_micros, usage, self._db.dialect)
         async with self._db.transaction() as tx:
             # Conditional on the hold being open: of two settlements (a reaper's among them) one wins. A process of
             # the release before, during an upgrade, marks a hold settled instead of deleting it.
@@ -111,38 +149,16 @@ class SqlLedger:
             # Nothing below is read back: in a pipeline, it all travels with the commit.
             await tx.send(
                 "UPDATE accounts SET held_micros = held_micros - ?, balance_micros = balance_micros - ? WHERE id = ?",
-                (hold.amount_micros, charge, hold.account_id),
+                writes.account,
             )
             await tx.send(
                 "UPDATE api_tokens SET held_micros = held_micros - ?, spent_micros = spent_micros + ?,"
                 " last_used_at = ? WHERE id = ?",
-                (hold.amount_micros, charge, at, hold.token_id),
+                writes.token,
             )
-            # The usage row is the charge: balance = credits (ledger_entries) - cost_micros (usage_logs).
-            record = [getattr(usage, name) for name in _USAGE_FIELDS]
-            record[20] = at
-            record[14] = charge
-            await tx.send(_INSERT_USAGE, record)
+            await tx.send(f"INSERT INTO usage_logs ({USAGE_COLUMNS}) VALUES ({_USAGE_VALUES})", writes.usage)
             await tx.send(
-                "INSERT INTO usage_daily (account_id, day, model, token_id, requests, input_tokens, cached_tokens,"
-                " cache_write_tokens, output_tokens, cost_micros) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (account_id, day, model, token_id) DO UPDATE SET requests = usage_daily.requests + 1,"
-                " input_tokens = usage_daily.input_tokens + excluded.input_tokens,"
-                " cached_tokens = usage_daily.cached_tokens + excluded.cached_tokens,"
-                " cache_write_tokens = usage_daily.cache_write_tokens + excluded.cache_write_tokens,"
-                " output_tokens = usage_daily.output_tokens + excluded.output_tokens,"
-                " cost_micros = usage_daily.cost_micros + excluded.cost_micros",
-                (
-                    hold.account_id,
-                    usage.created_at.astimezone(UTC).strftime("%Y-%m-%d"),
-                    usage.served_model or usage.requested_model,
-                    usage.token_id,
-                    usage.input_tokens,
-                    usage.cached_tokens,
-                    usage.cache_write_tokens,
-                    usage.output_tokens,
-                    charge,
-                ),
+                f"INSERT INTO usage_daily ({DAILY_COLUMNS}) VALUES ({_DAILY_VALUES}){ADD_TO_DAILY}", writes.daily
             )
         return True
 
@@ -173,7 +189,7 @@ class SqlLedger:
             clauses.append("id < ?")
             params.append(before_id)
         rows = await self._db.fetchall(
-            f"SELECT {_USAGE_COLUMNS} FROM usage_logs WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?",
+            f"SELECT {USAGE_COLUMNS} FROM usage_logs WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?",
             [*params, limit],
         )
         return [_usage(row, self._db.dialect) for row in rows]

@@ -1,0 +1,33 @@
+"""The ledger on PostgreSQL: a settlement is one statement, so it takes one round trip and holds its locks for it."""
+
+from __future__ import annotations
+
+from server.domain.records import Hold, UsageRecord
+from server.storage.sql.ledger import ADD_TO_DAILY, DAILY_COLUMNS, USAGE_COLUMNS, Settlement, SqlLedger
+
+_USAGE_VALUES = ", ".join("?" * len(USAGE_COLUMNS.split(",")))
+
+# Each write runs only if the one before it did, which also orders the row locks as everywhere else: the hold,
+# then the account, then the token. Without an open hold nothing is written and the count is 0.
+_SETTLE = (
+    "WITH settled AS (DELETE FROM holds WHERE request_id = ? AND settled_at IS NULL RETURNING 1),"
+    " account AS (UPDATE accounts SET held_micros = held_micros - ?, balance_micros = balance_micros - ?"
+    " WHERE id = ? AND EXISTS (SELECT FROM settled) RETURNING 1),"
+    " token AS (UPDATE api_tokens SET held_micros = held_micros - ?, spent_micros = spent_micros + ?,"
+    " last_used_at = ? WHERE id = ? AND EXISTS (SELECT FROM account) RETURNING 1),"
+    f" usage AS (INSERT INTO usage_logs ({USAGE_COLUMNS}) SELECT {_USAGE_VALUES} WHERE EXISTS (SELECT FROM token)),"
+    f" daily AS (INSERT INTO usage_daily ({DAILY_COLUMNS}) SELECT ?, ?, ?, ?, 1, ?, ?, ?, ?, ?"
+    f" WHERE EXISTS (SELECT FROM token){ADD_TO_DAILY})"
+    " SELECT count(*) FROM settled"
+)
+
+
+class PostgresLedger(SqlLedger):
+    """SqlLedger with its settlement as one statement of data-modifying WITH queries (SQLite has none)."""
+
+    async def settle(self, hold: Hold, charge_micros: int, usage: UsageRecord) -> bool:
+        writes = Settlement.of(hold, charge_micros, usage, self._db.dialect)
+        row = await self._db.fetchone(
+            _SETTLE, (hold.request_id, *writes.account, *writes.token, *writes.usage, *writes.daily)
+        )
+        return row is not None and row[0] == 1
