@@ -98,7 +98,7 @@ class Billing:
             return sized[-1].hold
 
         if not await self._store.place_hold(token.account_id, token.id, size):
-            raise _insufficient(False)  # another request took the money between the read and the hold
+            raise _account_cannot_pay()  # disabled since its key was checked; `_size` refuses the unaffordable
         self.open_holds += 1
         return sized[-1]
 
@@ -113,7 +113,7 @@ class Billing:
     ) -> Reservation:
         """The hold a call needs and the output limit it pays for, at the account's prices; 402 if unaffordable."""
         if funds is None:
-            raise InsufficientQuotaError("the account cannot pay for calls")
+            raise _account_cannot_pay()
         prices, bound = self._discounted(model, funds.discount)
         prompt_upper = math.ceil(prompt_tokens * PROMPT_MARGIN) + PROMPT_SLACK_TOKENS
         prompt_micros = math.ceil(prompt_upper * max(bound.input, bound.cache_write))
@@ -294,6 +294,11 @@ class Billing:
 def _upper_bound(prices: object) -> Price:
     values = list(prices)  # type: ignore[call-overload]
     return Price(*(max(getattr(p, field.name) for p in values) for field in dataclasses.fields(Price)))
+
+
+def _account_cannot_pay() -> InsufficientQuotaError:
+    """An unknown account or token (deleted since its key was checked), or a disabled account."""
+    return InsufficientQuotaError("the account cannot pay for calls")
 
 
 def _insufficient(cap: bool) -> InsufficientQuotaError:

@@ -123,9 +123,9 @@ class LedgerStore(Protocol):
     async def place_hold(self, account_id: str, token_id: str, size: Callable[[Funds | None], Hold]) -> bool:
         """Reads what the account and token can spend, sizes the hold from it, and reserves that amount on both.
 
-        One transaction: `size` gets the funds (None for an unknown account or token) and raises to refuse, which
-        writes nothing; the reservation is still conditional, so False means the account or token could not take
-        it after all (disabled, or another call took the money first).
+        One transaction, with the rows locked from the read to the commit: `size` gets the funds (None for an
+        unknown account or token) and raises to refuse, which writes nothing. False (nothing written) when the
+        account is disabled or `size` returned more than the funds.
         """
         ...
 

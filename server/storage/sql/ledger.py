@@ -1,4 +1,7 @@
-"""Holds and settlements: every write that moves money is a conditional update, so no stale read overspends.
+"""Holds and settlements: no write that moves money acts on a stale read.
+
+A hold reads its funds with the rows locked (where reads do not lock) inside its transaction, so what it
+sized the hold from is what it changes; a settlement is conditional on its hold still being open.
 
 A hold row lives while its call runs; the settlement deletes it and writes the call's usage row, which is
 the charge (one per request id). An account's balance is its credits in `ledger_entries` less the
