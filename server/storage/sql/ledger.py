@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from server.domain.records import Funds, Hold, UsageRecord
-from server.storage.sql.database import Database, Dialect, Row
+from server.storage.sql.database import Database, Dialect, Row, Transaction
 
 USAGE_COLUMNS = (
     "id, request_id, account_id, token_id, token_name, requested_model, served_model, channel, stream,"
@@ -27,12 +27,14 @@ USAGE_COLUMNS = (
     " status, latency_ms, time_to_first_token_ms, client_ip, created_at"
 )
 _USAGE_FIELDS = tuple(name.strip() for name in USAGE_COLUMNS.split(","))
-_USAGE_VALUES = ", ".join("?" * len(_USAGE_FIELDS))
+USAGE_VALUES = ", ".join("?" * len(_USAGE_FIELDS))
+HOLD_COLUMNS = "request_id, account_id, token_id, amount_micros, created_at, expires_at"
+HOLD_VALUES = "?, ?, ?, ?, ?, ?"
 DAILY_COLUMNS = (
     "account_id, day, model, token_id, requests, input_tokens, cached_tokens, cache_write_tokens, output_tokens,"
     " cost_micros"
 )
-_DAILY_VALUES = "?, ?, ?, ?, 1, ?, ?, ?, ?, ?"
+DAILY_VALUES = "?, ?, ?, ?, 1, ?, ?, ?, ?, ?"
 ADD_TO_DAILY = (
     " ON CONFLICT (account_id, day, model, token_id) DO UPDATE SET requests = usage_daily.requests + 1,"
     " input_tokens = usage_daily.input_tokens + excluded.input_tokens,"
@@ -56,6 +58,12 @@ def _usage(row: Row, dialect: Dialect) -> UsageRecord:
     values[15] = bool(values[15])
     values[20] = dialect.from_time(values[20])
     return UsageRecord(*values)
+
+
+def hold_row(hold: Hold, dialect: Dialect) -> tuple[Any, ...]:
+    """A hold's HOLD_COLUMNS."""
+    created, expires = dialect.time(hold.created_at), dialect.time(hold.expires_at)
+    return hold.request_id, hold.account_id, hold.token_id, hold.amount_micros, created, expires
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,40 +112,31 @@ class SqlLedger:
         return None if row is None else str(row[0])
 
     async def place_hold(self, account_id: str, token_id: str, size: Callable[[Funds | None], Hold]) -> bool:
-        dialect = self._db.dialect
         async with self._db.transaction() as tx:
             # Locked (account, then token) until the commit where reads do not lock (PostgreSQL); on SQLite the
             # transaction holds the write lock. Either way what this reads is what the writes below change.
             row = await tx.fetchone(
                 "SELECT a.balance_micros - a.held_micros, t.spend_cap_micros, t.spent_micros + t.held_micros,"
                 " a.discount, a.disabled FROM accounts a JOIN api_tokens t ON t.account_id = a.id"
-                f" WHERE a.id = ? AND t.id = ?{dialect.lock_row}",
+                f" WHERE a.id = ? AND t.id = ?{self._db.dialect.lock_row}",
                 (account_id, token_id),
             )
             funds = None if row is None else Funds(row[0], max(0, row[1] - row[2]) if row[1] else None, row[3])
             hold = size(funds)
             if funds is None or row is None or row[4] or hold.amount_micros > funds.budget_micros:
                 return False  # a disabled account, or a hold larger than the funds it was sized from
-            # Nothing below is read back: in a pipeline, it all travels with the commit.
-            await tx.send(
-                "UPDATE accounts SET held_micros = held_micros + ? WHERE id = ?", (hold.amount_micros, hold.account_id)
-            )
-            await tx.send(
-                "UPDATE api_tokens SET held_micros = held_micros + ? WHERE id = ?", (hold.amount_micros, hold.token_id)
-            )
-            await tx.send(
-                "INSERT INTO holds (request_id, account_id, token_id, amount_micros, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    hold.request_id,
-                    hold.account_id,
-                    hold.token_id,
-                    hold.amount_micros,
-                    dialect.time(hold.created_at),
-                    dialect.time(hold.expires_at),
-                ),
-            )
+            await self._reserve(tx, hold)
         return True
+
+    async def _reserve(self, tx: Transaction, hold: Hold) -> None:
+        """Adds the hold to what its account and token hold, and stores it; their rows are locked already.
+
+        Nothing is read back: in a pipeline, it all travels with the commit.
+        """
+        amount = hold.amount_micros
+        await tx.send("UPDATE accounts SET held_micros = held_micros + ? WHERE id = ?", (amount, hold.account_id))
+        await tx.send("UPDATE api_tokens SET held_micros = held_micros + ? WHERE id = ?", (amount, hold.token_id))
+        await tx.send(f"INSERT INTO holds ({HOLD_COLUMNS}) VALUES ({HOLD_VALUES})", hold_row(hold, self._db.dialect))
 
     async def settle(self, hold: Hold, charge_micros: int, usage: UsageRecord) -> bool:
         writes = Settlement.of(hold, charge_micros, usage, self._db.dialect)
@@ -159,9 +158,9 @@ class SqlLedger:
                 " last_used_at = ? WHERE id = ?",
                 writes.token,
             )
-            await tx.send(f"INSERT INTO usage_logs ({USAGE_COLUMNS}) VALUES ({_USAGE_VALUES})", writes.usage)
+            await tx.send(f"INSERT INTO usage_logs ({USAGE_COLUMNS}) VALUES ({USAGE_VALUES})", writes.usage)
             await tx.send(
-                f"INSERT INTO usage_daily ({DAILY_COLUMNS}) VALUES ({_DAILY_VALUES}){ADD_TO_DAILY}", writes.daily
+                f"INSERT INTO usage_daily ({DAILY_COLUMNS}) VALUES ({DAILY_VALUES}){ADD_TO_DAILY}", writes.daily
             )
         return True
 
