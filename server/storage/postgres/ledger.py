@@ -13,7 +13,7 @@ from server.storage.sql.ledger import (
     HOLD_VALUES,
     USAGE_COLUMNS,
     USAGE_VALUES,
-    Settlement,
+    SettlementWrites,
     SqlLedger,
     hold_row,
 )
@@ -49,7 +49,7 @@ class PostgresLedger(SqlLedger):
         await tx.send(_RESERVE, (amount, hold.account_id, amount, hold.token_id, *hold_row(hold, self._db.dialect)))
 
     async def settle(self, hold: Hold, charge_micros: int, usage: UsageRecord) -> bool:
-        writes = Settlement.of(hold, charge_micros, usage, self._db.dialect)
+        writes = SettlementWrites.of(hold, charge_micros, usage, self._db.dialect)
         row = await self._db.fetchone(
             _SETTLE, (hold.request_id, *writes.account, *writes.token, *writes.usage, *writes.daily)
         )

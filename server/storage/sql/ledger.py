@@ -67,7 +67,7 @@ def hold_row(hold: Hold, dialect: Dialect) -> tuple[Any, ...]:
 
 
 @dataclasses.dataclass(frozen=True)
-class Settlement:
+class SettlementWrites:
     """The parameters of a settlement's writes once its hold is gone: the account's and the token's release and
     charge, the usage row (which is the charge) and the day's totals."""
 
@@ -77,7 +77,7 @@ class Settlement:
     daily: tuple[Any, ...]
 
     @classmethod
-    def of(cls, hold: Hold, charge_micros: int, usage: UsageRecord, dialect: Dialect) -> Settlement:
+    def of(cls, hold: Hold, charge_micros: int, usage: UsageRecord, dialect: Dialect) -> SettlementWrites:
         charge = max(0, min(charge_micros, hold.amount_micros))  # never more than was held
         at = dialect.time(usage.created_at)
         record = [getattr(usage, name) for name in _USAGE_FIELDS]
@@ -139,7 +139,7 @@ class SqlLedger:
         await tx.send(f"INSERT INTO holds ({HOLD_COLUMNS}) VALUES ({HOLD_VALUES})", hold_row(hold, self._db.dialect))
 
     async def settle(self, hold: Hold, charge_micros: int, usage: UsageRecord) -> bool:
-        writes = Settlement.of(hold, charge_micros, usage, self._db.dialect)
+        writes = SettlementWrites.of(hold, charge_micros, usage, self._db.dialect)
         async with self._db.transaction() as tx:
             # Conditional on the hold being open: of two settlements (a reaper's among them) one wins. A process of
             # the release before, during an upgrade, marks a hold settled instead of deleting it.
