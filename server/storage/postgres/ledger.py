@@ -6,11 +6,15 @@ from __future__ import annotations
 from server.domain.records import Hold, UsageRecord
 from server.storage.sql.database import Transaction
 from server.storage.sql.ledger import (
+    ADD_HOLD_TO_ACCOUNT,
+    ADD_HOLD_TO_TOKEN,
     ADD_TO_DAILY,
+    CHARGE_ACCOUNT,
+    CHARGE_TOKEN,
     DAILY_COLUMNS,
     DAILY_VALUES,
-    HOLD_COLUMNS,
-    HOLD_VALUES,
+    DELETE_OPEN_HOLD,
+    INSERT_HOLD,
     USAGE_COLUMNS,
     USAGE_VALUES,
     SettlementWrites,
@@ -19,20 +23,14 @@ from server.storage.sql.ledger import (
 )
 
 # The rows are locked already (by the hold's read): the order of these writes does not matter.
-_RESERVE = (
-    "WITH account AS (UPDATE accounts SET held_micros = held_micros + ? WHERE id = ?),"
-    " token AS (UPDATE api_tokens SET held_micros = held_micros + ? WHERE id = ?)"
-    f" INSERT INTO holds ({HOLD_COLUMNS}) VALUES ({HOLD_VALUES})"
-)
+_RESERVE = f"WITH account AS ({ADD_HOLD_TO_ACCOUNT}), token AS ({ADD_HOLD_TO_TOKEN}) {INSERT_HOLD}"
 
 # Each write runs only if the one before it did, which also orders the row locks as everywhere else: the hold,
 # then the account, then the token. Without an open hold nothing is written and the count is 0.
 _SETTLE = (
-    "WITH settled AS (DELETE FROM holds WHERE request_id = ? AND settled_at IS NULL RETURNING 1),"
-    " account AS (UPDATE accounts SET held_micros = held_micros - ?, balance_micros = balance_micros - ?"
-    " WHERE id = ? AND EXISTS (SELECT FROM settled) RETURNING 1),"
-    " token AS (UPDATE api_tokens SET held_micros = held_micros - ?, spent_micros = spent_micros + ?,"
-    " last_used_at = ? WHERE id = ? AND EXISTS (SELECT FROM account) RETURNING 1),"
+    f"WITH settled AS ({DELETE_OPEN_HOLD} RETURNING 1),"
+    f" account AS ({CHARGE_ACCOUNT} AND EXISTS (SELECT FROM settled) RETURNING 1),"
+    f" token AS ({CHARGE_TOKEN} AND EXISTS (SELECT FROM account) RETURNING 1),"
     f" usage AS (INSERT INTO usage_logs ({USAGE_COLUMNS}) SELECT {USAGE_VALUES} WHERE EXISTS (SELECT FROM token)),"
     f" daily AS (INSERT INTO usage_daily ({DAILY_COLUMNS}) SELECT {DAILY_VALUES}"
     f" WHERE EXISTS (SELECT FROM token){ADD_TO_DAILY})"

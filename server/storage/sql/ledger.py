@@ -29,7 +29,17 @@ USAGE_COLUMNS = (
 _USAGE_FIELDS = tuple(name.strip() for name in USAGE_COLUMNS.split(","))
 USAGE_VALUES = ", ".join("?" * len(_USAGE_FIELDS))
 HOLD_COLUMNS = "request_id, account_id, token_id, amount_micros, created_at, expires_at"
-HOLD_VALUES = "?, ?, ?, ?, ?, ?"
+# A hold's writes and a settlement's, once each: PostgreSQL's ledger runs the same ones as WITH queries. Each UPDATE
+# ends in its WHERE clause, so a condition can be appended.
+ADD_HOLD_TO_ACCOUNT = "UPDATE accounts SET held_micros = held_micros + ? WHERE id = ?"
+ADD_HOLD_TO_TOKEN = "UPDATE api_tokens SET held_micros = held_micros + ? WHERE id = ?"
+INSERT_HOLD = f"INSERT INTO holds ({HOLD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+DELETE_OPEN_HOLD = "DELETE FROM holds WHERE request_id = ? AND settled_at IS NULL"
+CHARGE_ACCOUNT = "UPDATE accounts SET held_micros = held_micros - ?, balance_micros = balance_micros - ? WHERE id = ?"
+CHARGE_TOKEN = (
+    "UPDATE api_tokens SET held_micros = held_micros - ?, spent_micros = spent_micros + ?, last_used_at = ?"
+    " WHERE id = ?"
+)
 DAILY_COLUMNS = (
     "account_id, day, model, token_id, requests, input_tokens, cached_tokens, cache_write_tokens, output_tokens,"
     " cost_micros"
@@ -133,31 +143,20 @@ class SqlLedger:
 
         Nothing is read back: in a pipeline, it all travels with the commit.
         """
-        amount = hold.amount_micros
-        await tx.send("UPDATE accounts SET held_micros = held_micros + ? WHERE id = ?", (amount, hold.account_id))
-        await tx.send("UPDATE api_tokens SET held_micros = held_micros + ? WHERE id = ?", (amount, hold.token_id))
-        await tx.send(f"INSERT INTO holds ({HOLD_COLUMNS}) VALUES ({HOLD_VALUES})", hold_row(hold, self._db.dialect))
+        await tx.send(ADD_HOLD_TO_ACCOUNT, (hold.amount_micros, hold.account_id))
+        await tx.send(ADD_HOLD_TO_TOKEN, (hold.amount_micros, hold.token_id))
+        await tx.send(INSERT_HOLD, hold_row(hold, self._db.dialect))
 
     async def settle(self, hold: Hold, charge_micros: int, usage: UsageRecord) -> bool:
         writes = SettlementWrites.of(hold, charge_micros, usage, self._db.dialect)
         async with self._db.transaction() as tx:
             # Conditional on the hold being open: of two settlements (a reaper's among them) one wins. A process of
             # the release before, during an upgrade, marks a hold settled instead of deleting it.
-            settled = await tx.execute(
-                "DELETE FROM holds WHERE request_id = ? AND settled_at IS NULL", (hold.request_id,)
-            )
-            if settled != 1:
+            if await tx.execute(DELETE_OPEN_HOLD, (hold.request_id,)) != 1:
                 return False
             # Nothing below is read back: in a pipeline, it all travels with the commit.
-            await tx.send(
-                "UPDATE accounts SET held_micros = held_micros - ?, balance_micros = balance_micros - ? WHERE id = ?",
-                writes.account,
-            )
-            await tx.send(
-                "UPDATE api_tokens SET held_micros = held_micros - ?, spent_micros = spent_micros + ?,"
-                " last_used_at = ? WHERE id = ?",
-                writes.token,
-            )
+            await tx.send(CHARGE_ACCOUNT, writes.account)
+            await tx.send(CHARGE_TOKEN, writes.token)
             await tx.send(f"INSERT INTO usage_logs ({USAGE_COLUMNS}) VALUES ({USAGE_VALUES})", writes.usage)
             await tx.send(
                 f"INSERT INTO usage_daily ({DAILY_COLUMNS}) VALUES ({DAILY_VALUES}){ADD_TO_DAILY}", writes.daily
@@ -166,8 +165,7 @@ class SqlLedger:
 
     async def expired_holds(self, now: datetime, limit: int) -> list[Hold]:
         rows = await self._db.fetchall(
-            "SELECT request_id, account_id, token_id, amount_micros, created_at, expires_at FROM holds"
-            " WHERE settled_at IS NULL AND expires_at < ? ORDER BY expires_at LIMIT ?",
+            f"SELECT {HOLD_COLUMNS} FROM holds WHERE settled_at IS NULL AND expires_at < ? ORDER BY expires_at LIMIT ?",
             (self._db.dialect.time(now), limit),
         )
         from_time = self._db.dialect.from_time
