@@ -17,8 +17,8 @@ from bench import capacity, report, scenarios
 from bench.load import closed_loop
 from bench.procs import CpuClock, Pinning
 from bench.settings import Settings
-from bench.stack import running_stack
-from bench.targets import Targets
+from bench.stack import running_floor, running_stack
+from bench.targets import Targets, server_of
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -81,9 +81,13 @@ async def _generator_check(targets: Targets, settings: Settings, clock: CpuClock
 async def _run(settings: Settings, pinning: Pinning) -> dict[str, Any]:
     RESULTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as workdir:
-        async with running_stack(Path(workdir), pinning, log_dir=RESULTS, backend=settings.backend) as stack:
-            clock = CpuClock({"tollgate": stack.tollgate_pid, "upstream": stack.upstream_pid, "generator": 0})
-            targets = Targets.of(stack)
+        async with (
+            running_stack(Path(workdir), pinning, log_dir=RESULTS, backend=settings.backend) as stack,
+            running_floor(stack, pinning, log_dir=RESULTS) as floor,
+        ):
+            pids = {"tollgate": stack.tollgate_pid, "floor": floor.pid, "upstream": stack.upstream_pid, "generator": 0}
+            clock = CpuClock(pids)
+            targets = Targets.of(stack, floor)
             try:
                 print("generator self-check", file=sys.stderr)
                 generator = await _generator_check(targets, settings, clock, pinning)
@@ -96,10 +100,10 @@ async def _run(settings: Settings, pinning: Pinning) -> dict[str, Any]:
                 print("stream capacity", file=sys.stderr)
                 held = [await capacity.hold(stack, settings, count) for count in settings.capacity]
             finally:
-                await targets.grpc.close()
+                await targets.close()
     return {
         "generator": generator,
-        "unary": {t: {c: scenarios.medians(s) for c, s in per_c.items()} for t, per_c in unary.items()},
+        "unary": {t: {c: scenarios.medians(s, server_of(t)) for c, s in per_c.items()} for t, per_c in unary.items()},
         "streaming": {t: report.stream_medians(rounds) for t, rounds in streams.items()},
         "stream_cpu": {t: scenarios.medians(s) for t, s in stream_cpu.items()},
         "capacity": held,
@@ -121,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
         "",
         *report.target_table(checks),
         "",
-        "Non-streaming chat (core busy % = CPU time / wall time of the run)",
+        "Non-streaming chat (core busy % = CPU time / wall time of the run; floor-rest and floor-grpc: "
+        "`python -m bench.floor`, Tollgate's stack relaying with none of its work, on Tollgate's core)",
         *report.unary_table(results["unary"]),
         "",
         f"Streaming chat, concurrency 1, upstream `{settings.stream_scenario}`",

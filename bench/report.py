@@ -81,14 +81,10 @@ def checks(
         if 50 in unary[via]:
             found.append(Check(f"throughput, unary c=50 ({via})", unary[via][50]["rps"], 900, "req/s", at_least=True))
             found.append(
-                Check(
-                    f"Tollgate CPU per unary request, c=50 ({via})", unary[via][50]["tollgate_cpu_ms_per_req"], 1, "ms"
-                )
+                Check(f"Tollgate CPU per unary request, c=50 ({via})", unary[via][50]["server_cpu_ms_per_req"], 1, "ms")
             )
         found.append(
-            Check(
-                f"Tollgate CPU per 16-chunk stream, c=10 ({via})", stream_cpu[via]["tollgate_cpu_ms_per_req"], 3, "ms"
-            )
+            Check(f"Tollgate CPU per 16-chunk stream, c=10 ({via})", stream_cpu[via]["server_cpu_ms_per_req"], 3, "ms")
         )
         found.append(
             Check(
@@ -119,13 +115,15 @@ def unary_table(unary: Mapping[str, Mapping[int, Mapping[str, float]]]) -> list[
         "added p50",
         "added p99",
         "p50 ratio",
-        "Tollgate CPU ms/req",
+        "server CPU ms/req",
         "errors",
         "core0 / core1 busy %",
     )
     for concurrency in unary["direct"]:
         direct = unary["direct"][concurrency]
-        for target in ("direct", "rest", "grpc"):
+        for target in unary:
+            if concurrency not in unary[target]:
+                continue
             m = unary[target][concurrency]
             added = target != "direct"
             rows.append(
@@ -133,11 +131,11 @@ def unary_table(unary: Mapping[str, Mapping[int, Mapping[str, float]]]) -> list[
                 f"{m['p99_ms']:.2f} | "
                 + (
                     f"{m['p50_ms'] - direct['p50_ms']:+.2f} | {m['p99_ms'] - direct['p99_ms']:+.2f} | "
-                    f"{m['p50_ms'] / direct['p50_ms']:.2f}x | {m['tollgate_cpu_ms_per_req']:.2f} | "
+                    f"{m['p50_ms'] / direct['p50_ms']:.2f}x | {m['server_cpu_ms_per_req']:.2f} | "
                     if added
                     else "| | | | "
                 )
-                + f"{m['errors']:.0f} | {m['tollgate_core_busy']:.0f} / {m['client_core_busy']:.0f} |"
+                + f"{m['errors']:.0f} | {m['server_core_busy']:.0f} / {m['client_core_busy']:.0f} |"
             )
     return rows
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from bench.load import Call, Sample, closed_loop, median, percentile
 from bench.procs import CpuClock
 from bench.settings import Settings
-from bench.targets import TARGETS, StreamCall, Targets
+from bench.targets import FLOOR_TARGETS, TARGETS, StreamCall, Targets, server_of
 
 
 def _close(calls: Sequence[Call]) -> None:
@@ -23,21 +23,23 @@ async def _measure(calls: Sequence[Call], settings: Settings, clock: CpuClock, s
 
 
 async def unary(targets: Targets, settings: Settings, clock: CpuClock) -> dict[str, dict[int, list[Sample]]]:
-    """Non-streaming chat: samples[target][concurrency], one per round."""
-    samples: dict[str, dict[int, list[Sample]]] = {t: {c: [] for c in settings.concurrencies} for t in TARGETS}
+    """Non-streaming chat: samples[target][concurrency], one per round; the floor at its concurrencies only."""
+    samples: dict[str, dict[int, list[Sample]]] = {}
     for round_no in range(settings.rounds):
         for concurrency in settings.concurrencies:
-            for target in TARGETS:
+            floor = FLOOR_TARGETS if concurrency in settings.floor_concurrencies else ()
+            for target in (*TARGETS, *floor):
                 calls = targets.unary_calls(target, concurrency)
                 try:
                     sample = await _measure(calls, settings, clock, settings.seconds)
                 finally:
                     _close(calls)
-                samples[target][concurrency].append(sample)
+                samples.setdefault(target, {}).setdefault(concurrency, []).append(sample)
+                server = server_of(target)
                 print(
-                    f"  round {round_no + 1} unary c={concurrency:<3} {target:<6} {sample.rps:7.0f} req/s  "
+                    f"  round {round_no + 1} unary c={concurrency:<3} {target:<10} {sample.rps:7.0f} req/s  "
                     f"p50 {sample.percentile(50):6.2f} ms  p99 {sample.percentile(99):6.2f} ms  "
-                    f"errors {sample.errors}  tollgate {sample.cpu_per_request('tollgate'):.2f} ms CPU/req",
+                    f"errors {sample.errors}  {server} {sample.cpu_per_request(server):.2f} ms CPU/req",
                     file=sys.stderr,
                 )
     return samples
@@ -113,8 +115,8 @@ async def stream_cpu(targets: Targets, settings: Settings, clock: CpuClock) -> d
     return samples
 
 
-def medians(samples: Sequence[Sample]) -> dict[str, float]:
-    """The median over rounds of each figure of a sample."""
+def medians(samples: Sequence[Sample], server: str = "tollgate") -> dict[str, float]:
+    """The median over rounds of each figure of a sample; `server` is the process the calls went to."""
     return {
         "rps": median([s.rps for s in samples]),
         "p50_ms": median([s.percentile(50) for s in samples]),
@@ -122,7 +124,7 @@ def medians(samples: Sequence[Sample]) -> dict[str, float]:
         "p99_ms": median([s.percentile(99) for s in samples]),
         "errors": sum(s.errors for s in samples),
         "requests": sum(s.requests for s in samples),
-        "tollgate_cpu_ms_per_req": median([s.cpu_per_request("tollgate") for s in samples]),
+        "server_cpu_ms_per_req": median([s.cpu_per_request(server) for s in samples]),
         "client_core_busy": median([(s.cpu_ms["upstream"] + s.cpu_ms["generator"]) / 10 / s.seconds for s in samples]),
-        "tollgate_core_busy": median([s.cpu_ms["tollgate"] / 10 / s.seconds for s in samples]),
+        "server_core_busy": median([s.cpu_ms[server] / 10 / s.seconds for s in samples]),
     }

@@ -19,6 +19,8 @@ class Settings:
     max_requests: int = 30_000
     """Upper bound of requests in one run, whatever its length."""
     concurrencies: tuple[int, ...] = (1, 10, 50, 200)
+    floor_concurrencies: tuple[int, ...] = (1, 50)
+    """Where the floor (`python -m bench.floor`) is measured too: the latency and the CPU targets' points."""
     stream_count: int = 40
     """Streams per target per round for time to first token (concurrency 1)."""
     stream_scenario: str = "chunks=20, first_byte_ms=20"

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from bench.floor import KEY_ENV as _FLOOR_KEY_ENV
 from bench.procs import Pinning, child, free_port, wait_for_port
 
 MODEL = "deepseek-chat"
@@ -32,6 +33,15 @@ class Stack:
     api_key: str
     tollgate_pid: int
     upstream_pid: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Floor:
+    """Where `python -m bench.floor` listens, and its process id."""
+
+    http_port: int
+    grpc_port: int
+    pid: int
 
 
 POSTGRES_ADMIN_URL = os.environ.get("TOLLGATE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -116,12 +126,7 @@ async def running_stack(workdir: Path, pinning: Pinning, *, log_dir: Path, backe
         async with child(
             upstream_argv, env=env, log=upstream_log, pinning=pinning, core=pinning.client_core, capture_stdout=True
         ) as upstream:
-            assert upstream.stdout is not None
-            line = (await asyncio.wait_for(upstream.stdout.readline(), 30)).decode()
-            found = re.search(r"port (\d+)", line)
-            if found is None:
-                raise RuntimeError(f"the fake upstream did not say its port: {line!r}")
-            upstream_port = int(found.group(1))
+            upstream_port = int((await _announced(upstream, r"port (\d+)", "the fake upstream")).group(1))
             http_port, grpc_port = free_port(), free_port()
             tollgate_env = {
                 **env,
@@ -142,3 +147,25 @@ async def running_stack(workdir: Path, pinning: Pinning, *, log_dir: Path, backe
                 await wait_for_port(http_port, tollgate)
                 await wait_for_port(grpc_port, tollgate)
                 yield Stack(upstream_port, upstream_key, http_port, grpc_port, api_key, tollgate.pid, upstream.pid)
+
+
+@contextlib.asynccontextmanager
+async def running_floor(stack: Stack, pinning: Pinning, *, log_dir: Path) -> AsyncIterator[Floor]:
+    """Starts `python -m bench.floor` on Tollgate's core, relaying to the stack's fake upstream; stops it on exit."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", _FLOOR_KEY_ENV: stack.upstream_key}
+    argv = [sys.executable, "-m", "bench.floor", "--upstream-port", str(stack.upstream_port)]
+    async with child(
+        argv, env=env, log=log_dir / "floor.log", pinning=pinning, core=pinning.tollgate_core, capture_stdout=True
+    ) as floor:
+        ports = await _announced(floor, r"http (\d+) grpc (\d+)", "the floor")
+        yield Floor(int(ports.group(1)), int(ports.group(2)), floor.pid)
+
+
+async def _announced(proc: asyncio.subprocess.Process, pattern: str, who: str) -> re.Match[str]:
+    """The first line a child prints, which must match `pattern` (its ports)."""
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+    found = re.search(pattern, line)
+    if found is None:
+        raise RuntimeError(f"{who} did not say its ports: {line!r}")
+    return found

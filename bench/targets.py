@@ -13,9 +13,11 @@ from tollgate.v1 import chat_pb2, relay_pb2, relay_pb2_grpc
 
 from bench.http1 import HttpConnection, HttpError, post_request
 from bench.load import Call
-from bench.stack import MODEL, Stack
+from bench.stack import MODEL, Floor, Stack
 
 TARGETS = ("direct", "rest", "grpc")
+FLOOR_TARGETS = ("floor-rest", "floor-grpc")
+"""`python -m bench.floor`: the same stack relaying with none of Tollgate's work (unary calls only)."""
 HOST = "127.0.0.1"
 
 
@@ -132,10 +134,10 @@ class HttpTarget:
 class GrpcTarget:
     """gRPC over one channel (one HTTP/2 connection) shared by every worker, as a gRPC client would."""
 
-    def __init__(self, stack: Stack) -> None:
-        self.channel = grpc.aio.insecure_channel(f"{HOST}:{stack.grpc_port}")
+    def __init__(self, port: int, key: str) -> None:
+        self.channel = grpc.aio.insecure_channel(f"{HOST}:{port}")
         self.stub = relay_pb2_grpc.RelayServiceStub(self.channel)
-        self.metadata = (("authorization", f"Bearer {stack.api_key}"),)
+        self.metadata = (("authorization", f"Bearer {key}"),)
 
     @staticmethod
     def params(scenario: str, *, stream: bool) -> chat_pb2.ChatCompletionParams:
@@ -191,23 +193,34 @@ class _GrpcStream:
 
 @dataclasses.dataclass
 class Targets:
-    """The three targets of one stack."""
+    """Every way to reach the model in one run, by name: TARGETS, and FLOOR_TARGETS when a floor runs."""
 
-    direct: HttpTarget
-    rest: HttpTarget
-    grpc: GrpcTarget
+    by_name: dict[str, HttpTarget | GrpcTarget]
 
     @classmethod
-    def of(cls, stack: Stack) -> Targets:
-        direct = HttpTarget(stack.upstream_port, stack.upstream_key)
-        return cls(direct, HttpTarget(stack.http_port, stack.api_key), GrpcTarget(stack))
-
-    def target(self, name: str) -> HttpTarget | GrpcTarget:
-        targets: dict[str, HttpTarget | GrpcTarget] = {"direct": self.direct, "rest": self.rest, "grpc": self.grpc}
-        return targets[name]
+    def of(cls, stack: Stack, floor: Floor | None = None) -> Targets:
+        found: dict[str, HttpTarget | GrpcTarget] = {
+            "direct": HttpTarget(stack.upstream_port, stack.upstream_key),
+            "rest": HttpTarget(stack.http_port, stack.api_key),
+            "grpc": GrpcTarget(stack.grpc_port, stack.api_key),
+        }
+        if floor is not None:  # it needs no key: it sends the upstream's own
+            found["floor-rest"] = HttpTarget(floor.http_port, "")
+            found["floor-grpc"] = GrpcTarget(floor.grpc_port, "")
+        return cls(found)
 
     def unary_calls(self, name: str, concurrency: int, scenario: str = "") -> Sequence[Call]:
-        return [self.target(name).unary_call(scenario) for _ in range(concurrency)]
+        return [self.by_name[name].unary_call(scenario) for _ in range(concurrency)]
 
     def stream_calls(self, name: str, concurrency: int, scenario: str) -> Sequence[StreamCall]:
-        return [self.target(name).stream_call(scenario) for _ in range(concurrency)]
+        return [self.by_name[name].stream_call(scenario) for _ in range(concurrency)]
+
+    async def close(self) -> None:
+        for target in self.by_name.values():
+            if isinstance(target, GrpcTarget):
+                await target.close()
+
+
+def server_of(target: str) -> str:
+    """The process whose CPU a target's calls cost: the floor's, or Tollgate's."""
+    return "floor" if target in FLOOR_TARGETS else "tollgate"
