@@ -15,6 +15,7 @@ from google.protobuf import message as message_lib
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway.routing import Route
+from server import wire_json
 
 _INT_RANGES = {
     FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1),
@@ -91,7 +92,7 @@ def message_to_json(message: message_lib.Message) -> dict[str, Any]:
 
 
 def dump_json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return wire_json.dumps(value)
 
 
 def _merge_body(request: message_lib.Message, body_field: str, body: bytes) -> Any:
@@ -99,7 +100,7 @@ def _merge_body(request: message_lib.Message, body_field: str, body: bytes) -> A
     if not body.strip():
         return None
     try:
-        document = json.loads(body)
+        document = wire_json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise CodecError(f"invalid JSON body: {exc}") from exc
     if body_field == "*" and not isinstance(document, dict):

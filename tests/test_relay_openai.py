@@ -269,3 +269,27 @@ async def test_upstream_choosing_headers_are_refused(env: RelayEnv) -> None:
             await client.chat.completions.create(model="deepseek-chat", messages=[{"role": "user", "content": "x"}])
     assert "configuration" in caught.value.message
     assert env.upstream.requests_to("/v1/chat/completions") == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "param"),
+    [
+        (b'"temperature": NaN', "the body is not valid JSON", None),  # NaN is not JSON (Python's json reads it)
+        (b'"user": "\\ud800"', "the body is not valid JSON", None),  # a lone surrogate is not text
+        (b'"max_tokens": 18446744073709551616', "expected an integer", "max_tokens"),  # past 64 bits: a float
+    ],
+)
+async def test_a_body_that_is_not_strict_json_is_refused_before_the_upstream(
+    env: RelayEnv, body: bytes, message: str, param: str | None
+) -> None:
+    content = b'{"model": "deepseek-chat", "messages": [{"role": "user", "content": "x"}], ' + body + b"}"
+    async with httpx.AsyncClient(base_url=env.running.base_url) as http:
+        response = await http.post(
+            "/v1/chat/completions",
+            content=content,
+            headers={"authorization": f"Bearer {env.key}", "content-type": "application/json"},
+        )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and message in error["message"] and error["param"] == param
+    assert env.upstream.requests_to("/v1/chat/completions") == []

@@ -6,13 +6,13 @@ Statuses follow Anthropic's table. Tollgate's UNAVAILABLE (overloaded, upstream 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from google.rpc import status_pb2
 from starlette.responses import JSONResponse
 
 from gateway.errors import error_headers, status_http_status
+from server import wire_json
 
 _ANTHROPIC_STATUS = {503: 529}
 _TYPE_BY_STATUS = {
@@ -51,4 +51,4 @@ def anthropic_error_response(status: status_pb2.Status, headers: dict[str, str] 
 
 def anthropic_error_event(status: status_pb2.Status) -> bytes:
     """The payload of an `event: error` after the first byte, as compact JSON."""
-    return json.dumps(anthropic_error_body(status), separators=(",", ":")).encode("utf-8")
+    return wire_json.dumps(anthropic_error_body(status))

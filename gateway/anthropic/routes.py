@@ -7,7 +7,6 @@ Claude clients authenticate with `x-api-key` or `Authorization: Bearer`, and sen
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -25,6 +24,7 @@ from gateway.errors import make_status, status_from_rpc_error
 from gateway.metadata import REQUEST_ID_HEADER, CallOptions, MetadataError, call_options
 from gateway.openai.routes import MAX_JSON_DEPTH, UPSTREAM_HEADERS, json_depth
 from gateway.sse import event_stream_response, frame
+from server import wire_json
 
 _RELAY = "/tollgate.v1.RelayService/"
 
@@ -112,7 +112,7 @@ class AnthropicRoutes:
         except BodyRejectedError as exc:
             raise _RequestError(exc.status) from None
         try:
-            body = json.loads(raw)
+            body = wire_json.loads(raw)
         except (ValueError, RecursionError):
             raise _invalid("the body is not valid JSON") from None
         if not isinstance(body, dict):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from google.rpc import status_pb2
 from starlette.responses import JSONResponse
 
 from gateway.errors import error_headers, error_info, status_http_status
+from server import wire_json
 
 _TYPE_BY_HTTP_STATUS = {
     400: "invalid_request_error",
@@ -50,4 +50,4 @@ def openai_error_response(status: status_pb2.Status, headers: dict[str, str] | N
 
 def openai_error_event(status: status_pb2.Status) -> bytes:
     """The in-band SSE payload of an error after the first byte: `{"error": {…}}` as compact JSON."""
-    return json.dumps(openai_error_body(status), separators=(",", ":")).encode("utf-8")
+    return wire_json.dumps(openai_error_body(status))

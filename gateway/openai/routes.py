@@ -6,7 +6,6 @@ OpenAI SDK sends `Accept: application/json` either way); both go through the gRP
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, TypeVar
 
@@ -24,6 +23,7 @@ from gateway.metadata import REQUEST_ID_HEADER, CallOptions, MetadataError, call
 from gateway.openai import wire
 from gateway.openai.errors import openai_error_event, openai_error_response
 from gateway.sse import event_stream_response, frame
+from server import wire_json
 
 _RELAY = "/tollgate.v1.RelayService/"
 _M = TypeVar("_M", bound=message_lib.Message)
@@ -111,7 +111,7 @@ class OpenAIRoutes:
         except BodyRejectedError as exc:
             raise _RequestError(exc.status) from None
         try:
-            body = json.loads(raw)
+            body = wire_json.loads(raw)
         except (ValueError, RecursionError):
             raise _invalid("the body is not valid JSON") from None
         if not isinstance(body, dict):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from tollgate.v1 import relay_pb2
 
+from server import wire_json
 from server.config import ChannelConfig
 from server.errors import InvalidArgumentError, UpstreamError
 from server.providers.anthropic_errors import error_from_anthropic
@@ -67,7 +67,7 @@ class AnthropicProvider:
 
     def _parsed(self, data: str) -> dict[str, Any]:
         try:
-            parsed = json.loads(data)
+            parsed = wire_json.loads(data)
         except ValueError as exc:
             raise UpstreamError(f"channel {self._name} sent a malformed event", retryable=False) from exc
         if not isinstance(parsed, dict):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
+from server import wire_json
 from server.errors import TollgateError, UpstreamError, UpstreamTimeoutError
 from server.providers.base import Deadlines
 from server.providers.http_client import (
@@ -57,13 +57,13 @@ def retry_after(response: HttpResponse) -> float | None:
 
 
 def _payload(body: dict[str, Any]) -> bytes:
-    return json.dumps(body).encode()
+    return wire_json.dumps(body)
 
 
 def json_body(body: bytes) -> Any:
     """The parsed body of an upstream error or answer; None when it is not JSON."""
     try:
-        return json.loads(body)
+        return wire_json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 from collections.abc import AsyncIterator
 
 from tollgate.v1 import relay_pb2
 
 from gateway.openai import wire
+from server import wire_json
 from server.config import ChannelConfig
 from server.errors import InvalidArgumentError, UpstreamError
 from server.providers.base import ChatCall, Deadlines
@@ -73,7 +73,7 @@ class OpenAIProvider:
 
     def _chunk(self, data: str) -> relay_pb2.StreamChatCompletionResponse:
         try:
-            parsed = json.loads(data)
+            parsed = wire_json.loads(data)
             if not isinstance(parsed, dict):
                 raise ValueError("not an object")
             if "error" in parsed:
