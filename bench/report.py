@@ -14,7 +14,7 @@ from bench.capacity import Capacity
 from bench.load import median
 from bench.scenarios import StreamRound
 
-PACKAGES = ("grpcio", "protobuf", "httpx", "uvicorn", "starlette", "httptools", "uvloop")
+PACKAGES = ("grpcio", "protobuf", "httpx", "uvicorn", "starlette", "httptools", "uvloop", "orjson")
 
 
 @dataclasses.dataclass(frozen=True)
