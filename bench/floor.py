@@ -3,7 +3,8 @@
 It serves a chat completion as `tollgate serve` would, on the same parts (uvloop, uvicorn on httptools with
 Tollgate's protocol, Tollgate's upstream client, a grpc.aio server), and does nothing else: no key, no limit,
 no hold, no usage row, no metrics. REST passes the request body through and the answer back; gRPC builds the
-upstream's JSON from the request and the reply from the upstream's JSON with Tollgate's wire code, as it must.
+upstream's JSON from the request and the reply from the upstream's JSON with Tollgate's wire code and JSON
+(`server/wire_json.py`), as it must.
 The bench runs it on Tollgate's core while Tollgate idles: Tollgate's added latency less the floor's is what
 Tollgate's own work costs, the rest is the extra hop and the protocol stack.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
 from typing import Any
@@ -26,6 +26,7 @@ from tollgate.v1 import relay_pb2
 from gateway.http_server import start_http_server
 from gateway.openai.wire.params import params_to_json
 from gateway.openai.wire.responses import completion_from_json
+from server import wire_json
 from server.providers.http_client import HttpClient
 
 KEY_ENV = "BENCH_FLOOR_UPSTREAM_KEY"
@@ -75,10 +76,10 @@ def _relay_service(upstream: _Upstream) -> grpc.GenericRpcHandler:
     ) -> relay_pb2.CreateChatCompletionResponse:
         body = params_to_json(request.params)
         body["stream"] = False
-        status, content = await upstream.post(json.dumps(body).encode())
+        status, content = await upstream.post(wire_json.dumps(body))
         if status != 200:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"upstream answered {status}")
-        return completion_from_json(json.loads(content))
+        return completion_from_json(wire_json.loads(content))
 
     method = grpc.unary_unary_rpc_method_handler(
         create,
