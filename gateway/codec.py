@@ -71,7 +71,7 @@ def _body_field(descriptor: Descriptor, key: str) -> FieldDescriptor | None:
 
 
 def encode_response(route: Route, response: message_lib.Message) -> Any:
-    """The JSON value of a response (or of its `response_body` field), ready for `json.dumps`."""
+    """The JSON value of a response (or of its `response_body` field), ready for `wire_json.dumps`."""
     document = message_to_json(response)
     if not route.response_body:
         return document
@@ -89,10 +89,6 @@ def message_to_json(message: message_lib.Message) -> dict[str, Any]:
         always_print_fields_with_no_presence=True,
         unquote_int64_if_possible=True,
     )
-
-
-def dump_json(value: Any) -> bytes:
-    return wire_json.dumps(value)
 
 
 def _merge_body(request: message_lib.Message, body_field: str, body: bytes) -> Any:

@@ -20,10 +20,11 @@ from gateway.body import (
     read_body,
     unless_disconnected,
 )
-from gateway.codec import CodecError, decode_request, dump_json, encode_response
+from gateway.codec import CodecError, decode_request, encode_response
 from gateway.errors import error_headers, make_status, status_from_rpc_error, status_http_status, status_to_json
 from gateway.metadata import REQUEST_ID_HEADER, CallOptions, MetadataError, call_options
 from gateway.routing import Route, RouteMatch
+from server import wire_json
 
 JSON = "application/json"
 _T = TypeVar("_T")
@@ -36,7 +37,7 @@ StreamCallable = grpc.aio.UnaryStreamMultiCallable[Message, Message]
 def status_response(status: status_pb2.Status, headers: dict[str, str] | None = None) -> Response:
     """A google.rpc.Status JSON error response with grpc-gateway's HTTP status and Retry-After."""
     return Response(
-        dump_json(status_to_json(status)),
+        wire_json.dumps(status_to_json(status)),
         status_code=status_http_status(status),
         media_type=JSON,
         headers={**error_headers(status), **(headers or {})},
@@ -106,7 +107,7 @@ class Transcoder:
     ) -> Response:
         call = self._unary_callable(route)(message, timeout=options.timeout, metadata=options.metadata)
         reply = await unless_disconnected(call, call, scope)
-        return Response(dump_json(encode_response(route, reply)), media_type=JSON, headers=headers)
+        return Response(wire_json.dumps(encode_response(route, reply)), media_type=JSON, headers=headers)
 
     async def _call_stream(
         self, route: Route, message: Message, options: CallOptions, scope: Scope, headers: dict[str, str]
@@ -148,10 +149,10 @@ async def _stream_lines(
     item = first
     try:
         while item is not grpc.aio.EOF:
-            yield dump_json({"result": encode_response(route, item)}) + b"\n"
+            yield wire_json.dumps({"result": encode_response(route, item)}) + b"\n"
             item = await call.read()
     except grpc.aio.AioRpcError as exc:
-        yield dump_json({"error": status_to_json(status_from_rpc_error(exc))}) + b"\n"
+        yield wire_json.dumps({"error": status_to_json(status_from_rpc_error(exc))}) + b"\n"
 
 
 class _CallStreamResponse(StreamingResponse):

@@ -19,7 +19,6 @@ from tollgate.v1 import messages_pb2
 
 from gateway.anthropic.errors import anthropic_error_event, anthropic_error_response
 from gateway.body import BodyLimits, BodyRejectedError, DisconnectedError, read_body, unless_disconnected
-from gateway.codec import dump_json
 from gateway.errors import make_status, status_from_rpc_error
 from gateway.metadata import REQUEST_ID_HEADER, CallOptions, MetadataError, call_options
 from gateway.openai.routes import MAX_JSON_DEPTH, UPSTREAM_HEADERS, json_depth
@@ -128,7 +127,7 @@ class AnthropicRoutes:
             return anthropic_error_response(status_from_rpc_error(exc), headers)
         except DisconnectedError:
             return Response(status_code=499, headers=headers)
-        return Response(dump_json(encode(reply)), media_type="application/json", headers=headers)
+        return Response(wire_json.dumps(encode(reply)), media_type="application/json", headers=headers)
 
     async def _event_stream(
         self, message: messages_pb2.StreamMessageRequest, options: CallOptions, headers: dict[str, str]
@@ -138,7 +137,7 @@ class AnthropicRoutes:
         async def events() -> AsyncGenerator[bytes, None]:
             try:
                 async for event in call:
-                    yield frame(dump_json(_json(event.data)), event=event.event)
+                    yield frame(wire_json.dumps(_json(event.data)), event=event.event)
             finally:
                 call.cancel()  # a client that left cancels the call, and through it the upstream request
 

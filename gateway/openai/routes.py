@@ -17,7 +17,6 @@ from starlette.responses import Response
 from tollgate.v1 import relay_pb2
 
 from gateway.body import BodyLimits, BodyRejectedError, DisconnectedError, read_body, unless_disconnected
-from gateway.codec import dump_json
 from gateway.errors import make_status, status_from_rpc_error
 from gateway.metadata import REQUEST_ID_HEADER, CallOptions, MetadataError, call_options
 from gateway.openai import wire
@@ -127,7 +126,7 @@ class OpenAIRoutes:
             return openai_error_response(status_from_rpc_error(exc), headers)
         except DisconnectedError:
             return Response(status_code=499, headers=headers)
-        return Response(dump_json(encode(reply)), media_type="application/json", headers=headers)
+        return Response(wire_json.dumps(encode(reply)), media_type="application/json", headers=headers)
 
     async def _chat_stream(
         self, message: relay_pb2.StreamChatCompletionRequest, options: CallOptions, headers: dict[str, str]
@@ -137,7 +136,7 @@ class OpenAIRoutes:
         async def events() -> AsyncGenerator[bytes, None]:
             try:
                 async for chunk in call:
-                    yield frame(dump_json(wire.chunk_to_json(chunk)))
+                    yield frame(wire_json.dumps(wire.chunk_to_json(chunk)))
             finally:
                 call.cancel()  # a client that left cancels the call, and through it the upstream request
 

@@ -56,10 +56,6 @@ def retry_after(response: HttpResponse) -> float | None:
     return None
 
 
-def _payload(body: dict[str, Any]) -> bytes:
-    return wire_json.dumps(body)
-
-
 def json_body(body: bytes) -> Any:
     """The parsed body of an upstream error or answer; None when it is not JSON."""
     try:
@@ -161,7 +157,7 @@ class HttpUpstream:
                 response = await self._client.post(
                     url,
                     self._headers_for(request_id, extra_headers),
-                    _payload(body),
+                    wire_json.dumps(body),
                     connect_timeout=deadlines.connect,
                     read_timeout=deadlines.first_byte,
                 )
@@ -194,7 +190,7 @@ class HttpUpstream:
                 response = await self._client.post(
                     url,
                     self._headers_for(request_id, extra_headers),
-                    _payload(body),
+                    wire_json.dumps(body),
                     connect_timeout=deadlines.connect,
                     read_timeout=deadlines.first_byte,
                 )

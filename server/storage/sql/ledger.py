@@ -28,6 +28,7 @@ USAGE_COLUMNS = (
 )
 _USAGE_FIELDS = tuple(name.strip() for name in USAGE_COLUMNS.split(","))
 USAGE_VALUES = ", ".join("?" * len(_USAGE_FIELDS))
+_USAGE_COST, _USAGE_AT = _USAGE_FIELDS.index("cost_micros"), _USAGE_FIELDS.index("created_at")
 HOLD_COLUMNS = "request_id, account_id, token_id, amount_micros, created_at, expires_at"
 # A hold's writes and a settlement's, once each: PostgreSQL's ledger runs the same ones as WITH queries. Each UPDATE
 # ends in its WHERE clause, so a condition can be appended.
@@ -91,8 +92,8 @@ class SettlementWrites:
         charge = max(0, min(charge_micros, hold.amount_micros))  # never more than was held
         at = dialect.time(usage.created_at)
         record = [getattr(usage, name) for name in _USAGE_FIELDS]
-        record[20] = at
-        record[14] = charge
+        record[_USAGE_AT] = at
+        record[_USAGE_COST] = charge
         return cls(
             (hold.amount_micros, charge, hold.account_id),
             (hold.amount_micros, charge, at, hold.token_id),
