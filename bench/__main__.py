@@ -118,9 +118,12 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     results = asyncio.run(_run(settings, pinning))
     checks = report.checks(results["unary"], results["streaming"], results["stream_cpu"], results["capacity"])
+    machine = report.machine()
     lines = [
         f"Tollgate benchmark ({mode}, {settings.backend}), {settings.rounds} rounds, medians; "
         f"{time.monotonic() - started:.0f} s",
+        f"machine: {machine['nproc']} CPUs ({machine['cpu']}), Python {machine['python']}; host speed, which moves "
+        f"every figure: the fake upstream alone answers the generator {results['generator']['rps']:,.0f} req/s (c=50)",
         f"pinning: {pinning.describe()}",
         "",
         *report.target_table(checks),
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     print("\n".join(lines))
     document = {
-        "machine": report.machine(),
+        "machine": machine,
         "pinning": pinning.describe(),
         "settings": dataclasses.asdict(settings),
         "targets": [{**dataclasses.asdict(c), "passed": c.passed} for c in checks],
