@@ -21,6 +21,8 @@ from bench.stack import running_floor, running_stack
 from bench.targets import Targets, server_of
 
 RESULTS = Path(__file__).resolve().parent / "results"
+GENERATOR_CHECK_CONCURRENCY = 50
+"""Workers of the generator self-check: the host's speed, the fake upstream alone against the generator."""
 
 
 def _parse(argv: list[str] | None) -> tuple[Settings, Path, str]:
@@ -54,7 +56,7 @@ async def _generator_check(targets: Targets, settings: Settings, clock: CpuClock
     if pinning.tollgate_core is not None:
         os.sched_setaffinity(0, {pinning.tollgate_core})
     try:
-        calls = targets.unary_calls("direct", 50)
+        calls = targets.unary_calls("direct", GENERATOR_CHECK_CONCURRENCY)
         await closed_loop(calls, duration=settings.warmup_seconds, max_requests=settings.max_requests, clock=clock)
         sample = await closed_loop(calls, duration=settings.seconds, max_requests=settings.max_requests, clock=clock)
         for call in calls:
@@ -123,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
         f"Tollgate benchmark ({mode}, {settings.backend}), {settings.rounds} rounds, medians; "
         f"{time.monotonic() - started:.0f} s",
         f"machine: {machine['nproc']} CPUs ({machine['cpu']}), Python {machine['python']}; host speed, which moves "
-        f"every figure: the fake upstream alone answers the generator {results['generator']['rps']:,.0f} req/s (c=50)",
+        f"every figure: the fake upstream alone answers the generator {results['generator']['rps']:,.0f} req/s "
+        f"(c={GENERATOR_CHECK_CONCURRENCY})",
         f"pinning: {pinning.describe()}",
         "",
         *report.target_table(checks),
