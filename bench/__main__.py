@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> None:
         "`python -m bench.floor`, Tollgate's stack relaying with none of its work, on Tollgate's core)",
         *report.unary_table(results["unary"]),
         "",
-        f"Streaming chat, concurrency 1, upstream `{settings.stream_scenario}`",
+        f"Streaming chat, concurrency 1, upstream `{settings.stream_scenario}` (floor-rest passes the events through "
+        "as bytes; floor-grpc makes each a message, as a gRPC relay must)",
         *report.stream_table(results["streaming"]),
         "",
         f"Stream capacity via REST, upstream chunk every {settings.capacity_chunk_interval_ms / 1000:.0f} s",

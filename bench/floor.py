@@ -1,10 +1,11 @@
 """`python -m bench.floor`: a relay on Tollgate's own stack that only relays, so the bench can show its floor.
 
-It serves a chat completion as `tollgate serve` would, on the same parts (uvloop, uvicorn on httptools with
-Tollgate's protocol, Tollgate's upstream client, a grpc.aio server), and does nothing else: no key, no limit,
-no hold, no usage row, no metrics. REST passes the request body through and the answer back; gRPC builds the
-upstream's JSON from the request and the reply from the upstream's JSON with Tollgate's wire code and JSON
-(`server/wire_json.py`), as it must.
+It serves a chat completion, whole or streamed, as `tollgate serve` would, on the same parts (uvloop, uvicorn on
+httptools with Tollgate's protocol, Tollgate's upstream client, a grpc.aio server), and does nothing else: no key,
+no limit, no hold, no usage row, no metrics. REST passes the request body through and the answer back (an event
+stream piece by piece, as it arrives); gRPC builds the upstream's JSON from the request and the reply, or each
+streamed chunk, from the upstream's JSON with Tollgate's wire code, SSE splitter and JSON (`server/wire_json.py`),
+as it must.
 The bench runs it on Tollgate's core while Tollgate idles: Tollgate's added latency less the floor's is what
 Tollgate's own work costs, the rest is the extra hop and the protocol stack.
 """
@@ -16,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -25,9 +27,10 @@ from tollgate.v1 import relay_pb2
 
 from gateway.http_server import start_http_server
 from gateway.openai.wire.params import params_to_json
-from gateway.openai.wire.responses import completion_from_json
+from gateway.openai.wire.responses import chunk_from_json, completion_from_json
 from server import wire_json
-from server.providers.http_client import HttpClient
+from server.providers.http import sse_events
+from server.providers.http_client import HttpClient, HttpResponse
 
 KEY_ENV = "BENCH_FLOOR_UPSTREAM_KEY"
 _TIMEOUT = 60.0
@@ -41,10 +44,12 @@ class _Upstream:
         self._url = f"http://127.0.0.1:{port}/v1/chat/completions"
         self._headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
 
+    async def open(self, body: bytes) -> HttpResponse:
+        """The response once its head is in; `release()` it when done."""
+        return await self.client.post(self._url, self._headers, body, connect_timeout=_TIMEOUT, read_timeout=_TIMEOUT)
+
     async def post(self, body: bytes) -> tuple[int, bytes]:
-        response = await self.client.post(
-            self._url, self._headers, body, connect_timeout=_TIMEOUT, read_timeout=_TIMEOUT
-        )
+        response = await self.open(body)
         try:
             return response.status, await response.read(_TIMEOUT)
         finally:
@@ -60,16 +65,28 @@ def _rest_app(upstream: _Upstream) -> ASGIApp:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        status, content = await upstream.post(body)
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(content))]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": content})
+        response = await upstream.open(body)
+        try:
+            content_type = response.headers.get("content-type", "application/json").encode()
+            if not content_type.startswith(b"text/event-stream"):
+                content = await response.read(_TIMEOUT)
+                headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(content))]
+                await send({"type": "http.response.start", "status": response.status, "headers": headers})
+                await send({"type": "http.response.body", "body": content})
+                return
+            headers = [(b"content-type", content_type)]
+            await send({"type": "http.response.start", "status": response.status, "headers": headers})
+            async for piece in response.chunks():
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            response.release()
 
     return app
 
 
 def _relay_service(upstream: _Upstream) -> grpc.GenericRpcHandler:
-    """RelayService with CreateChatCompletion alone."""
+    """RelayService with CreateChatCompletion and StreamChatCompletion alone."""
 
     async def create(
         request: relay_pb2.CreateChatCompletionRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -81,12 +98,34 @@ def _relay_service(upstream: _Upstream) -> grpc.GenericRpcHandler:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"upstream answered {status}")
         return completion_from_json(wire_json.loads(content))
 
-    method = grpc.unary_unary_rpc_method_handler(
-        create,
-        request_deserializer=relay_pb2.CreateChatCompletionRequest.FromString,
-        response_serializer=relay_pb2.CreateChatCompletionResponse.SerializeToString,
-    )
-    return grpc.method_handlers_generic_handler("tollgate.v1.RelayService", {"CreateChatCompletion": method})
+    async def stream(
+        request: relay_pb2.StreamChatCompletionRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[relay_pb2.StreamChatCompletionResponse]:
+        body = params_to_json(request.params)
+        body["stream"] = True
+        response = await upstream.open(wire_json.dumps(body))
+        try:
+            if response.status != 200:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"upstream answered {response.status}")
+            async for _, data in sse_events(response):
+                if data != "[DONE]":  # read on to the body's end, so the connection is reused
+                    yield chunk_from_json(wire_json.loads(data))
+        finally:
+            response.release()
+
+    methods: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+        "CreateChatCompletion": grpc.unary_unary_rpc_method_handler(
+            create,
+            request_deserializer=relay_pb2.CreateChatCompletionRequest.FromString,
+            response_serializer=relay_pb2.CreateChatCompletionResponse.SerializeToString,
+        ),
+        "StreamChatCompletion": grpc.unary_stream_rpc_method_handler(
+            stream,
+            request_deserializer=relay_pb2.StreamChatCompletionRequest.FromString,
+            response_serializer=relay_pb2.StreamChatCompletionResponse.SerializeToString,
+        ),
+    }
+    return grpc.method_handlers_generic_handler("tollgate.v1.RelayService", methods)
 
 
 async def _serve(upstream_port: int) -> None:

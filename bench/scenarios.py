@@ -55,10 +55,11 @@ class StreamRound:
     total_p90_ms: float
     streams: int
     errors: int
-    tollgate_cpu_ms_per_stream: float
+    server_cpu_ms_per_stream: float
+    """Tollgate's CPU per stream, or the floor's on its rows (c=1, so each stream runs on an idle core)."""
 
 
-def _stream_round(calls: Sequence[StreamCall], sample: Sample) -> StreamRound:
+def _stream_round(calls: Sequence[StreamCall], sample: Sample, server: str) -> StreamRound:
     times = [t for call in calls for t in call.times]
     first = [t.first_token_ms for t in times]
     total = [t.total_ms for t in times]
@@ -69,15 +70,15 @@ def _stream_round(calls: Sequence[StreamCall], sample: Sample) -> StreamRound:
         percentile(total, 90),
         sample.requests,
         sample.errors,
-        sample.cpu_per_request("tollgate"),
+        sample.cpu_per_request(server),
     )
 
 
 async def streaming(targets: Targets, settings: Settings, clock: CpuClock) -> dict[str, list[StreamRound]]:
-    """Time to first token and total time of 20-chunk streams at concurrency 1, direct vs via."""
-    rounds: dict[str, list[StreamRound]] = {t: [] for t in TARGETS}
+    """Time to first token and total time of 20-chunk streams at concurrency 1, direct vs via (and the floor)."""
+    rounds: dict[str, list[StreamRound]] = {t: [] for t in (*TARGETS, *FLOOR_TARGETS)}
     for round_no in range(settings.rounds):
-        for target in TARGETS:
+        for target in rounds:
             calls = targets.stream_calls(target, 1, settings.stream_scenario)
             try:
                 await closed_loop(calls, duration=5, max_requests=3, clock=clock)
@@ -86,10 +87,10 @@ async def streaming(targets: Targets, settings: Settings, clock: CpuClock) -> di
                 sample = await closed_loop(calls, duration=60, max_requests=settings.stream_count, clock=clock)
             finally:
                 _close(calls)
-            result = _stream_round(calls, sample)
+            result = _stream_round(calls, sample, server_of(target))
             rounds[target].append(result)
             print(
-                f"  round {round_no + 1} stream {target:<6} ttft p50 {result.first_token_p50_ms:6.2f} ms  "
+                f"  round {round_no + 1} stream {target:<10} ttft p50 {result.first_token_p50_ms:6.2f} ms  "
                 f"total p50 {result.total_p50_ms:6.2f} ms  errors {result.errors}",
                 file=sys.stderr,
             )

@@ -17,7 +17,7 @@ from bench.stack import MODEL, Floor, Stack
 
 TARGETS = ("direct", "rest", "grpc")
 FLOOR_TARGETS = ("floor-rest", "floor-grpc")
-"""`python -m bench.floor`: the same stack relaying with none of Tollgate's work (unary calls only)."""
+"""`python -m bench.floor`: the same stack relaying with none of Tollgate's work (whole and streamed answers)."""
 HOST = "127.0.0.1"
 
 
