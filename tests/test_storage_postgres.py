@@ -1,5 +1,5 @@
 """PostgreSQL only: a stuck row, a slow statement, a full pool or a lost server is a 503 within seconds; the
-round trips a call's ledger writes cost."""
+round trips a call's ledger writes cost; a hold locks no row across a round trip."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 
 from server.bootstrap import open_store
 from server.config import DatabaseConfig
-from server.domain.records import Account, ApiToken, Credit, Hold, UsageRecord
+from server.domain.records import Account, ApiToken, Credit, Funds, Hold, UsageRecord
 from server.errors import DatabaseUnavailableError
 from server.storage.base import Store
 from server.storage.postgres import PostgresStore
@@ -158,7 +158,7 @@ async def test_a_hold_takes_two_round_trips_and_a_settlement_or_a_lone_statement
             assert await relayed.get_setting("warm") is None  # the pool's connection is open and idle
             before = trips.count
             assert await relayed.ledger.place_hold("acc_1", "tok_1", lambda funds: _hold("req_1", 4_000))
-            assert trips.count - before == 2  # the locking read, then the writes with the commit
+            assert trips.count - before == 2  # the read, then the writes that check it again, with the commit
             before = trips.count
             assert await relayed.ledger.settle(_hold("req_1", 4_000), 1_500, _usage("req_1", 1_500))
             assert trips.count - before == 1
@@ -170,3 +170,48 @@ async def test_a_hold_takes_two_round_trips_and_a_settlement_or_a_lone_statement
             await relayed.close()
     account = await store.accounts.get_account("acc_1")
     assert account is not None and (account.balance_micros, account.held_micros) == (8_500, 0)
+
+
+async def test_a_hold_reads_its_funds_without_locking_them(postgres_url: str, store: Store) -> None:
+    """A row locked elsewhere stops only the hold's write, which locks the rows and checks the funds again."""
+    await _funded_token(store)
+    impatient = await PostgresStore.open(postgres_url, DatabaseConfig(lock_timeout_seconds=1))
+    seen: list[Funds | None] = []
+
+    def size(funds: Funds | None) -> Hold:
+        seen.append(funds)
+        return _hold("req_1", 4_000)
+
+    try:
+        with psycopg.connect(postgres_url) as other:
+            other.execute("SELECT id FROM accounts FOR UPDATE")
+            with pytest.raises(DatabaseUnavailableError, match="busy"):
+                await impatient.ledger.place_hold("acc_1", "tok_1", size)
+            other.rollback()
+    finally:
+        await impatient.close()
+    assert seen == [Funds(10_000, None, "1")]
+    account = await store.accounts.get_account("acc_1")
+    assert account is not None and account.held_micros == 0
+
+
+@pytest.mark.parametrize(("held_meanwhile", "sized"), [(1_000, 1), (3_000, 2)])
+async def test_a_hold_is_checked_against_the_funds_when_it_writes_and_sized_again_if_they_shrank(
+    postgres_url: str, store: Store, held_meanwhile: int, sized: int
+) -> None:
+    await _funded_token(store)
+    seen: list[Funds | None] = []
+
+    def size(funds: Funds | None) -> Hold:
+        assert funds is not None
+        seen.append(funds)
+        if len(seen) == 1:  # another replica's hold lands between this hold's read and its write
+            with psycopg.connect(postgres_url, autocommit=True) as other:
+                other.execute("UPDATE accounts SET held_micros = held_micros + %s WHERE id = 'acc_1'", [held_meanwhile])
+        return _hold("req_1", min(8_000, funds.budget_micros))
+
+    assert await store.ledger.place_hold("acc_1", "tok_1", size)
+    assert seen == [Funds(10_000, None, "1"), Funds(10_000 - held_meanwhile, None, "1")][:sized]
+    account = await store.accounts.get_account("acc_1")
+    placed = 8_000 if sized == 1 else 10_000 - held_meanwhile  # still covered, or sized again from what is left
+    assert account is not None and account.held_micros == held_meanwhile + placed <= account.balance_micros

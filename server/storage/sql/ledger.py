@@ -1,7 +1,8 @@
 """Holds and settlements: no write that moves money acts on a stale read.
 
 A hold reads its funds with the rows locked (where reads do not lock) inside its transaction, so what it
-sized the hold from is what it changes; a settlement is conditional on its hold still being open.
+sized the hold from is what it changes (PostgreSQL's ledger first tries a write that checks the funds again
+itself, see postgres/ledger.py); a settlement is conditional on its hold still being open.
 
 A hold row lives while its call runs; the settlement deletes it and writes the call's usage row, which is
 the charge (one per request id). An account's balance is its credits in `ledger_entries` less the
@@ -30,6 +31,11 @@ _USAGE_FIELDS = tuple(name.strip() for name in USAGE_COLUMNS.split(","))
 USAGE_VALUES = ", ".join("?" * len(_USAGE_FIELDS))
 _USAGE_COST, _USAGE_AT = _USAGE_FIELDS.index("cost_micros"), _USAGE_FIELDS.index("created_at")
 HOLD_COLUMNS = "request_id, account_id, token_id, amount_micros, created_at, expires_at"
+FUNDS = (
+    "SELECT a.balance_micros - a.held_micros, t.spend_cap_micros, t.spent_micros + t.held_micros, a.discount,"
+    " a.disabled FROM accounts a JOIN api_tokens t ON t.account_id = a.id WHERE a.id = ? AND t.id = ?"
+)
+"""An account's and one of its tokens' funds: read by `funds_of`."""
 # A hold's writes and a settlement's, once each: PostgreSQL's ledger runs the same ones as WITH queries. Each UPDATE
 # ends in its WHERE clause, so a condition can be appended.
 ADD_HOLD_TO_ACCOUNT = "UPDATE accounts SET held_micros = held_micros + ? WHERE id = ?"
@@ -69,6 +75,13 @@ def _usage(row: Row, dialect: Dialect) -> UsageRecord:
     values[15] = bool(values[15])
     values[20] = dialect.from_time(values[20])
     return UsageRecord(*values)
+
+
+def funds_of(row: Row | None) -> tuple[Funds | None, bool]:
+    """The funds a FUNDS row holds (None without the account or the token), and whether the account is disabled."""
+    if row is None:
+        return None, False
+    return Funds(row[0], max(0, row[1] - row[2]) if row[1] else None, row[3]), bool(row[4])
 
 
 def hold_row(hold: Hold, dialect: Dialect) -> tuple[Any, ...]:
@@ -126,15 +139,9 @@ class SqlLedger:
         async with self._db.transaction() as tx:
             # Locked (account, then token) until the commit where reads do not lock (PostgreSQL); on SQLite the
             # transaction holds the write lock. Either way what this reads is what the writes below change.
-            row = await tx.fetchone(
-                "SELECT a.balance_micros - a.held_micros, t.spend_cap_micros, t.spent_micros + t.held_micros,"
-                " a.discount, a.disabled FROM accounts a JOIN api_tokens t ON t.account_id = a.id"
-                f" WHERE a.id = ? AND t.id = ?{self._db.dialect.lock_row}",
-                (account_id, token_id),
-            )
-            funds = None if row is None else Funds(row[0], max(0, row[1] - row[2]) if row[1] else None, row[3])
+            funds, disabled = funds_of(await tx.fetchone(FUNDS + self._db.dialect.lock_row, (account_id, token_id)))
             hold = size(funds)
-            if funds is None or row is None or row[4] or hold.amount_micros > funds.budget_micros:
+            if funds is None or disabled or hold.amount_micros > funds.budget_micros:
                 return False  # a disabled account, or a hold larger than the funds it was sized from
             await self._reserve(tx, hold)
         return True
