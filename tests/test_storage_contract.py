@@ -86,17 +86,16 @@ async def _place(store: Store, hold: Hold) -> bool:
     return await store.ledger.place_hold(hold.account_id, hold.token_id, lambda funds: hold)
 
 
-class _Peeked(Exception):
-    """Carries the funds a hold would have been sized from, and refuses the hold."""
-
-
 async def _funds(store: Store, token_id: str = "tok_1") -> Funds | None:
-    def peek(funds: Funds | None) -> Hold:
-        raise _Peeked(funds)
+    """The funds a hold is sized from last, asking each time for one micro-dollar more than they hold."""
+    seen: list[Funds | None] = []
 
-    with pytest.raises(_Peeked) as peeked:
-        await store.ledger.place_hold("acc_1", token_id, peek)
-    return peeked.value.args[0]  # type: ignore[no-any-return]
+    def peek(funds: Funds | None) -> Hold:
+        seen.append(funds)
+        return _hold("req_peek", 1 + (funds.budget_micros if funds else 0))
+
+    assert not await store.ledger.place_hold("acc_1", token_id, peek)
+    return seen[-1]
 
 
 async def _funded(store: Store, balance: int, cap: int = 0) -> None:

@@ -148,7 +148,7 @@ def _usage(request_id: str, cost: int) -> UsageRecord:
     )  # fmt: skip
 
 
-async def test_a_hold_takes_two_round_trips_and_a_settlement_or_a_lone_statement_one(
+async def test_a_hold_takes_two_round_trips_then_one_and_a_settlement_or_a_lone_statement_one(
     postgres_url: str, store: Store
 ) -> None:
     await _funded_token(store)
@@ -166,10 +166,49 @@ async def test_a_hold_takes_two_round_trips_and_a_settlement_or_a_lone_statement
             assert not await relayed.ledger.settle(_hold("req_1", 4_000), 1_500, _usage("req_1", 1_500))
             assert await relayed.get_setting("k") is None
             assert trips.count - before == 2
+            before = trips.count  # the account's discount is known now: the checked writes alone
+            assert await relayed.ledger.place_hold("acc_1", "tok_1", lambda funds: _hold("req_2", 500))
+            assert trips.count - before == 1
         finally:
             await relayed.close()
     account = await store.accounts.get_account("acc_1")
-    assert account is not None and (account.balance_micros, account.held_micros) == (8_500, 0)
+    assert account is not None and (account.balance_micros, account.held_micros) == (8_500, 500)
+
+
+async def _sized_holds(store: Store, request_id: str, wanted: int) -> tuple[bool, list[Funds | None]]:
+    """Places a hold of `wanted`, or of what the funds it is sized from can pay; and the funds it was sized from."""
+    seen: list[Funds | None] = []
+
+    def size(funds: Funds | None) -> Hold:
+        assert funds is not None
+        seen.append(funds)
+        return _hold(request_id, min(wanted, funds.budget_micros))
+
+    return await store.ledger.place_hold("acc_1", "tok_1", size), seen
+
+
+async def test_a_hold_sized_as_if_the_funds_were_ample_is_sized_again_from_them_when_they_are_not(
+    store: Store,
+) -> None:
+    await _funded_token(store)
+    assert await _sized_holds(store, "req_1", 1_000) == (True, [Funds(10_000, None, "1")])
+    placed, seen = await _sized_holds(store, "req_2", 50_000)  # more than the balance: the checked write refuses
+    assert placed and len(seen) == 2 and seen[0] is not None and seen[0].budget_micros > 10**15
+    assert seen[1] == Funds(9_000, None, "1")
+    account = await store.accounts.get_account("acc_1")
+    assert account is not None and account.held_micros == 10_000
+
+
+async def test_a_hold_at_a_remembered_discount_that_changed_is_sized_at_the_new_one(
+    postgres_url: str, store: Store
+) -> None:
+    await _funded_token(store)
+    assert await _sized_holds(store, "req_1", 1_000) == (True, [Funds(10_000, None, "1")])
+    with psycopg.connect(postgres_url, autocommit=True) as other:
+        other.execute("UPDATE accounts SET discount = '0.8' WHERE id = 'acc_1'")
+    placed, seen = await _sized_holds(store, "req_2", 1_000)
+    assert placed and [funds.discount for funds in seen if funds is not None] == ["1", "0.8"]
+    assert seen[1] == Funds(9_000, None, "0.8")
 
 
 async def test_a_hold_reads_its_funds_without_locking_them(postgres_url: str, store: Store) -> None:

@@ -123,9 +123,10 @@ class LedgerStore(Protocol):
     async def place_hold(self, account_id: str, token_id: str, size: Callable[[Funds | None], Hold]) -> bool:
         """Reads what the account and token can spend, sizes the hold from it, and reserves that amount on both.
 
-        One transaction, with the rows locked from the read to the commit: `size` gets the funds (None for an
-        unknown account or token) and raises to refuse, which writes nothing. False (nothing written) when the
-        account is disabled or `size` returned more than the funds.
+        `size` gets the funds (None for an unknown account or token) and raises to refuse, which writes nothing.
+        What is reserved is the hold `size` returned last, and only while the funds still pay for it: `size` may
+        be called more than once, and first with funds assumed ample, which the write then checks (PostgreSQL).
+        False (nothing written) when the account is disabled or `size` returned more than the funds.
         """
         ...
 

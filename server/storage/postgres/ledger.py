@@ -1,10 +1,12 @@
 """The ledger on PostgreSQL: a hold's writes and a settlement are one statement each, so a settlement takes one
 round trip and holds its locks for no longer; each statement costs the driver's Python more than the server.
 
-A hold first reads its funds without locking them, then writes in one statement that locks the rows and checks
-the funds again: no row lock is held across a round trip to Tollgate, so the holds and settlements of one account
-do not queue behind each other's round trips. Only when the funds moved in between is the hold decided on rows
-locked since its read (SqlLedger's way), so it cannot lose that race twice.
+A hold is written by one statement that locks the account's and the token's rows and checks the funds itself: no
+row lock is held across a round trip to Tollgate, so the holds and settlements of one account do not queue behind
+each other's round trips. Once an account's discount is known, a hold is first sized as if its funds were ample
+and written at once (one round trip; the statement refuses it if the funds cannot pay, or the discount changed).
+Otherwise, or then, it is sized from the funds read without locks; and only when they moved before the write is
+it decided on rows locked since its read (SqlLedger's way), so it cannot lose that race twice.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from server.domain.records import Funds, Hold, UsageRecord
-from server.storage.sql.database import Transaction
+from server.storage.sql.database import Database, Transaction
 from server.storage.sql.ledger import (
     ADD_HOLD_TO_ACCOUNT,
     ADD_HOLD_TO_TOKEN,
@@ -35,6 +37,10 @@ from server.storage.sql.ledger import (
 
 # The rows are locked already (by the hold's read): the order of these writes does not matter.
 _RESERVE = f"WITH account AS ({ADD_HOLD_TO_ACCOUNT}), token AS ({ADD_HOLD_TO_TOKEN}) {INSERT_HOLD}"
+
+_AMPLE_MICROS = 2**62
+"""Funds no hold reaches: a hold sized from them is the one its call needs when nothing limits it but the model."""
+_REMEMBERED_ACCOUNTS = 100_000
 
 # The funds checked again on the rows locked (as they are once any writer before has committed), then the writes,
 # each only if the one before it did: a hold sized from funds that have shrunk since is not placed (no row back).
@@ -67,17 +73,36 @@ class PostgresLedger(SqlLedger):
     """SqlLedger with a hold's writes and a settlement as statements of data-modifying WITH queries (SQLite has
     none)."""
 
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self._discounts: dict[str, str] = {}
+        """Each account's discount as last read (a hint only: the write checks it)."""
+
     async def place_hold(self, account_id: str, token_id: str, size: Callable[[Funds | None], Hold]) -> bool:
+        discount = self._discounts.get(account_id)
+        if discount is not None and await self._place_if_funded(size(Funds(_AMPLE_MICROS, None, discount)), discount):
+            return True
         funds, disabled = funds_of(await self._db.fetchone(FUNDS, (account_id, token_id)))
+        if funds is not None:
+            self._remember(account_id, funds.discount)
         hold = size(funds)
         if funds is None or disabled or hold.amount_micros > funds.budget_micros:
             return False
-        amount = hold.amount_micros
-        checked = (account_id, token_id, funds.discount, amount, amount)
-        writes = (amount, account_id, amount, token_id, *hold_row(hold, self._db.dialect))
-        if await self._db.fetchone(_PLACE_IF_FUNDED, (*checked, *writes)) is not None:
+        if await self._place_if_funded(hold, funds.discount):
             return True
         return await super().place_hold(account_id, token_id, size)  # the funds moved: size again, on locked rows
+
+    async def _place_if_funded(self, hold: Hold, discount: str) -> bool:
+        """Places `hold` if its account's discount is `discount` and its funds still pay for it, in one statement."""
+        amount = hold.amount_micros
+        checked = (hold.account_id, hold.token_id, discount, amount, amount)
+        writes = (amount, hold.account_id, amount, hold.token_id, *hold_row(hold, self._db.dialect))
+        return await self._db.fetchone(_PLACE_IF_FUNDED, (*checked, *writes)) is not None
+
+    def _remember(self, account_id: str, discount: str) -> None:
+        if len(self._discounts) >= _REMEMBERED_ACCOUNTS and account_id not in self._discounts:
+            self._discounts.clear()  # a bound, not a cache policy: the accounts still calling are read again once
+        self._discounts[account_id] = discount
 
     async def _reserve(self, tx: Transaction, hold: Hold) -> None:
         amount = hold.amount_micros
