@@ -4,6 +4,7 @@ round trips a call's ledger writes cost; a hold locks no row across a round trip
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,7 +22,7 @@ from server.errors import DatabaseUnavailableError
 from server.storage.base import Store
 from server.storage.postgres import PostgresStore
 from tests.support.relay_env import relay_env
-from tests.support.round_trips import counting_round_trips
+from tests.support.round_trips import RoundTrips, counting_round_trips
 
 NOW = datetime.now(UTC)
 
@@ -187,16 +188,36 @@ async def _sized_holds(store: Store, request_id: str, wanted: int) -> tuple[bool
     return await store.ledger.place_hold("acc_1", "tok_1", size), seen
 
 
+@contextlib.asynccontextmanager
+async def _counted(postgres_url: str) -> AsyncIterator[tuple[Store, RoundTrips]]:
+    """A store whose round trips to the server are counted."""
+    async with counting_round_trips(postgres_url) as (url, trips):
+        counted = await PostgresStore.open(url, DatabaseConfig(pool_size=1))
+        try:
+            yield counted, trips
+        finally:
+            await counted.close()
+
+
+@pytest.mark.parametrize(("held_meanwhile", "wanted", "round_trips"), [(8_000, 5_000, 3), (0, 50_000, 2)])
 async def test_a_hold_sized_as_if_the_funds_were_ample_is_sized_again_from_them_when_they_are_not(
-    store: Store,
+    postgres_url: str, store: Store, held_meanwhile: int, wanted: int, round_trips: int
 ) -> None:
+    """Written at once while the funds last read pay for it (the write refuses it if they no longer do), else after
+    a read."""
     await _funded_token(store)
-    assert await _sized_holds(store, "req_1", 1_000) == (True, [Funds(10_000, None, "1")])
-    placed, seen = await _sized_holds(store, "req_2", 50_000)  # more than the balance: the checked write refuses
+    async with _counted(postgres_url) as (counted, trips):
+        assert await _sized_holds(counted, "req_1", 1_000) == (True, [Funds(10_000, None, "1")])
+        with psycopg.connect(postgres_url, autocommit=True) as other:
+            other.execute("UPDATE accounts SET held_micros = held_micros + %s WHERE id = 'acc_1'", [held_meanwhile])
+        before = trips.count
+        placed, seen = await _sized_holds(counted, "req_2", wanted)
+        assert trips.count - before == round_trips
+    left = 9_000 - held_meanwhile
     assert placed and len(seen) == 2 and seen[0] is not None and seen[0].budget_micros > 10**15
-    assert seen[1] == Funds(9_000, None, "1")
+    assert seen[1] == Funds(left, None, "1")
     account = await store.accounts.get_account("acc_1")
-    assert account is not None and account.held_micros == 10_000
+    assert account is not None and account.held_micros == 10_000  # what was left, held in full
 
 
 async def test_a_hold_at_a_remembered_discount_that_changed_is_sized_at_the_new_one(

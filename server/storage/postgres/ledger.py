@@ -3,10 +3,11 @@ round trip and holds its locks for no longer; each statement costs the driver's 
 
 A hold is written by one statement that locks the account's and the token's rows and checks the funds itself: no
 row lock is held across a round trip to Tollgate, so the holds and settlements of one account do not queue behind
-each other's round trips. Once an account's discount is known, a hold is first sized as if its funds were ample
-and written at once (one round trip; the statement refuses it if the funds cannot pay, or the discount changed).
-Otherwise, or then, it is sized from the funds read without locks; and only when they moved before the write is
-it decided on rows locked since its read (SqlLedger's way), so it cannot lose that race twice.
+each other's round trips. Once the process has read a token's funds, its next hold is sized as if they were ample
+and, if what it last read pays for that, written at once (one round trip; the statement refuses it if the funds
+cannot pay now, or the discount changed). Otherwise, or then, the hold is sized from the funds read without locks;
+and only when they moved before the write is it decided on rows locked since its read (SqlLedger's way), so it
+cannot lose that race twice.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _RESERVE = f"WITH account AS ({ADD_HOLD_TO_ACCOUNT}), token AS ({ADD_HOLD_TO_TOK
 
 _AMPLE_MICROS = 2**62
 """Funds no hold reaches: a hold sized from them is the one its call needs when nothing limits it but the model."""
-_REMEMBERED_ACCOUNTS = 100_000
+_REMEMBERED_TOKENS = 100_000
 
 # The funds checked again on the rows locked (as they are once any writer before has committed), then the writes,
 # each only if the one before it did: a hold sized from funds that have shrunk since is not placed (no row back).
@@ -75,16 +76,18 @@ class PostgresLedger(SqlLedger):
 
     def __init__(self, database: Database) -> None:
         super().__init__(database)
-        self._discounts: dict[str, str] = {}
-        """Each account's discount as last read (a hint only: the write checks it)."""
+        self._last_read: dict[str, Funds] = {}
+        """Each token's funds as last read: hints only, which the write checks."""
 
     async def place_hold(self, account_id: str, token_id: str, size: Callable[[Funds | None], Hold]) -> bool:
-        discount = self._discounts.get(account_id)
-        if discount is not None and await self._place_if_funded(size(Funds(_AMPLE_MICROS, None, discount)), discount):
-            return True
+        last = self._last_read.get(token_id)
+        if last is not None:
+            hold = size(Funds(_AMPLE_MICROS, None, last.discount))
+            if hold.amount_micros <= last.budget_micros and await self._place_if_funded(hold, last.discount):
+                return True
         funds, disabled = funds_of(await self._db.fetchone(FUNDS, (account_id, token_id)))
         if funds is not None:
-            self._remember(account_id, funds.discount)
+            self._remember(token_id, funds)
         hold = size(funds)
         if funds is None or disabled or hold.amount_micros > funds.budget_micros:
             return False
@@ -99,10 +102,10 @@ class PostgresLedger(SqlLedger):
         writes = (amount, hold.account_id, amount, hold.token_id, *hold_row(hold, self._db.dialect))
         return await self._db.fetchone(_PLACE_IF_FUNDED, (*checked, *writes)) is not None
 
-    def _remember(self, account_id: str, discount: str) -> None:
-        if len(self._discounts) >= _REMEMBERED_ACCOUNTS and account_id not in self._discounts:
-            self._discounts.clear()  # a bound, not a cache policy: the accounts still calling are read again once
-        self._discounts[account_id] = discount
+    def _remember(self, token_id: str, funds: Funds) -> None:
+        if len(self._last_read) >= _REMEMBERED_TOKENS and token_id not in self._last_read:
+            self._last_read.clear()  # a bound, not a cache policy: the tokens still calling are read again once
+        self._last_read[token_id] = funds
 
     async def _reserve(self, tx: Transaction, hold: Hold) -> None:
         amount = hold.amount_micros
