@@ -32,6 +32,7 @@ from server.storage.sql.ledger import (
     USAGE_VALUES,
     SettlementWrites,
     SqlLedger,
+    fits,
     funds_of,
     hold_row,
 )
@@ -83,13 +84,13 @@ class PostgresLedger(SqlLedger):
         last = self._last_read.get(token_id)
         if last is not None:
             hold = size(Funds(_AMPLE_MICROS, None, last.discount))
-            if hold.amount_micros <= last.budget_micros and await self._place_if_funded(hold, last.discount):
+            if fits(hold, last, False) and await self._place_if_funded(hold, last.discount):  # the write checks all
                 return True
         funds, disabled = funds_of(await self._db.fetchone(FUNDS, (account_id, token_id)))
         if funds is not None:
             self._remember(token_id, funds)
         hold = size(funds)
-        if funds is None or disabled or hold.amount_micros > funds.budget_micros:
+        if funds is None or not fits(hold, funds, disabled):
             return False
         if await self._place_if_funded(hold, funds.discount):
             return True

@@ -84,6 +84,11 @@ def funds_of(row: Row | None) -> tuple[Funds | None, bool]:
     return Funds(row[0], max(0, row[1] - row[2]) if row[1] else None, row[3]), bool(row[4])
 
 
+def fits(hold: Hold, funds: Funds | None, disabled: bool) -> bool:
+    """Whether `hold` may be placed on the funds it was sized from: an enabled account's, and no more than they pay."""
+    return funds is not None and not disabled and hold.amount_micros <= funds.budget_micros
+
+
 def hold_row(hold: Hold, dialect: Dialect) -> tuple[Any, ...]:
     """A hold's HOLD_COLUMNS."""
     created, expires = dialect.time(hold.created_at), dialect.time(hold.expires_at)
@@ -141,7 +146,7 @@ class SqlLedger:
             # transaction holds the write lock. Either way what this reads is what the writes below change.
             funds, disabled = funds_of(await tx.fetchone(FUNDS + self._db.dialect.lock_row, (account_id, token_id)))
             hold = size(funds)
-            if funds is None or disabled or hold.amount_micros > funds.budget_micros:
+            if not fits(hold, funds, disabled):
                 return False  # a disabled account, or a hold larger than the funds it was sized from
             await self._reserve(tx, hold)
         return True
