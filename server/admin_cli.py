@@ -48,6 +48,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     token_create.add_argument("--models", default="", help="comma-separated model allow-list")
     token_create.add_argument("--ips", default="", help="comma-separated address/CIDR allow-list")
     token_create.add_argument("--concurrency", type=int, default=0, help="concurrent requests; 0 = default")
+    token_create.add_argument("--rpm", type=int, default=0, help="requests per minute; 0 = no limit")
+    token_create.add_argument("--tpm", type=int, default=0, help="tokens per minute; 0 = no limit")
 
 
 async def run(config: Config, args: argparse.Namespace) -> None:
@@ -104,7 +106,7 @@ def _settings(args: argparse.Namespace) -> TokenSettings:
         allowed_models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
         allowed_ips=tuple(i.strip() for i in args.ips.split(",") if i.strip()),
         max_concurrency=args.concurrency,
-        requests_per_minute=0,
-        tokens_per_minute=0,
+        requests_per_minute=args.rpm,
+        tokens_per_minute=args.tpm,
         disabled=False,
     )

@@ -24,7 +24,21 @@ async def test_account_credit_and_token_from_the_command_line(tmp_path: Path) ->
     assert credited.returncode == 0 and "balance 7.250000 USD" in credited.stdout
     again = _tollgate(env, "account", "credit", "dora", "7.25", "--reason", "cli", "--idempotency-key", "c-1")
     assert "balance 7.250000 USD" in again.stdout
-    token = _tollgate(env, "token", "create", "--account", "dora", "--name", "cli", "--models", "deepseek-chat")
+    token = _tollgate(
+        env,
+        "token",
+        "create",
+        "--account",
+        "dora",
+        "--name",
+        "cli",
+        "--models",
+        "deepseek-chat",
+        "--rpm",
+        "30",
+        "--tpm",
+        "5000",
+    )
     assert token.returncode == 0, token.stderr
     key = token.stdout.split("API key (shown once): ")[1].strip()
     async with running_tollgate(env) as tollgate, httpx.AsyncClient(base_url=tollgate.base_url) as http:
@@ -32,6 +46,9 @@ async def test_account_credit_and_token_from_the_command_line(tmp_path: Path) ->
         assert [m["id"] for m in models.json()["data"]] == ["deepseek-chat"]
         login = await http.post("/api/v1/sessions", json={"name": "dora", "password": "dora's password"})
         assert login.status_code == 200
+        session = {"authorization": f"Bearer {login.json()['session_token']}"}
+        [listed] = (await http.get("/api/v1/tokens", headers=session)).json()["tokens"]
+        assert (listed["requests_per_minute"], listed["tokens_per_minute"]) == (30, 5000)
     assert key not in tollgate.text()
 
 
@@ -42,6 +59,8 @@ def test_errors_are_named_and_exit_non_zero(tmp_path: Path) -> None:
     _tollgate(env, "account", "create", "erin")
     negative = _tollgate(env, "account", "credit", "erin", "-5")
     assert negative.returncode == 2 and "must not be negative" in negative.stderr
+    negative_rate = _tollgate(env, "token", "create", "--account", "erin", "--rpm", "-1")
+    assert negative_rate.returncode == 2 and "requests_per_minute must not be negative" in negative_rate.stderr
 
 
 def test_generated_password_and_operator_key_are_printed_once(tmp_path: Path) -> None:
