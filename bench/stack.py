@@ -20,6 +20,9 @@ from bench.procs import Pinning, child, free_port, wait_for_port
 
 MODEL = "deepseek-chat"
 _UPSTREAM_KEY_ENV = "BENCH_FAKE_UPSTREAM_KEY"
+RATE_LIMIT = 1_000_000_000
+"""Requests and tokens per minute of the bench's token and account: checked on every call, never reached."""
+_RATES = ("--rpm", str(RATE_LIMIT), "--tpm", str(RATE_LIMIT))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,9 +56,13 @@ def _backends(workdir: Path, backend: str) -> Iterator[str]:
     """The TOML lines choosing the stores: a fresh SQLite file, or a fresh PostgreSQL database and Redis.
 
     The channel's ceiling is raised past the default 512 so the stream-capacity scenario measures
-    Tollgate, not the limit an operator sets for a real upstream.
+    Tollgate, not the limit an operator sets for a real upstream. The account's per-minute limits are
+    on, as the token's are (`_create_api_key`), and too high to refuse: every call pays for all five checks.
     """
-    limits = "[limits]\nchannel_max_concurrency = 10000\n"
+    limits = (
+        "[limits]\nchannel_max_concurrency = 10000\n"
+        f"account_requests_per_minute = {RATE_LIMIT}\naccount_tokens_per_minute = {RATE_LIMIT}\n"
+    )
     if backend == "sqlite":
         yield f'database_url = "sqlite:///{workdir / "tollgate.db"}"\n{limits}'
         return
@@ -108,7 +115,9 @@ async def _operator(env: dict[str, str], *args: str, stdin: bytes = b"") -> str:
 async def _create_api_key(env: dict[str, str]) -> str:
     await _operator(env, "account", "create", "bench", "--password-stdin", stdin=b"bench-password-123\n")
     await _operator(env, "account", "credit", "bench", "1000000", "--reason", "benchmark")
-    out = await _operator(env, "token", "create", "--account", "bench", "--name", "bench", "--concurrency", "10000")
+    out = await _operator(
+        env, "token", "create", "--account", "bench", "--name", "bench", "--concurrency", "10000", *_RATES
+    )
     found = re.search(r"(sk-\S+)", out)
     if found is None:
         raise RuntimeError(f"no API key in: {out}")

@@ -5,11 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from server.limits.base import Limiter, sliding_count, window_retry_after
+from server.limits.base import (
+    Correction,
+    LeaseAsk,
+    Limiter,
+    WindowAsk,
+    WindowResult,
+    sliding_count,
+    window_retry_after,
+)
 from server.limits.fallback import FallbackLimiter
 from server.limits.memory import MemoryLimiter
 from server.limits.redis import RedisLimiter
@@ -27,17 +36,30 @@ async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[Limiter]:
     await built.close()
 
 
+def _lease(lease_id: str, limit: int, ttl: float = 10, key: str = "k") -> LeaseAsk:
+    return LeaseAsk(key, lease_id, limit, ttl)
+
+
+async def _lease_taken(limiter: Limiter, lease_id: str, limit: int, ttl: float = 10, key: str = "k") -> bool:
+    return (await limiter.take(_lease(lease_id, limit, ttl, key), [])).lease
+
+
+async def _counted(limiter: Limiter, key: str, amount: int, limit: int) -> WindowResult:
+    [result] = (await limiter.take(None, [WindowAsk(key, amount, limit, 60)])).windows
+    return result
+
+
 async def test_leases_up_to_the_limit_then_refused_until_one_is_released(limiter: Limiter) -> None:
-    assert [await limiter.acquire_lease("k", f"l{n}", 3, 10) for n in range(4)] == [True, True, True, False]
+    assert [await _lease_taken(limiter, f"l{n}", 3) for n in range(4)] == [True, True, True, False]
     assert await limiter.held_leases("k") == 3
-    await limiter.release_lease("k", "l1")
-    assert await limiter.acquire_lease("k", "l9", 3, 10)
+    await limiter.give_back(("k", "l1"), [])
+    assert await _lease_taken(limiter, "l9", 3)
     assert await limiter.held_leases("other") == 0
 
 
 async def test_a_lease_not_renewed_expires_and_a_renewed_one_does_not(limiter: Limiter) -> None:
-    assert await limiter.acquire_lease("k", "kept", 2, 0.3)
-    assert await limiter.acquire_lease("k", "lost", 2, 0.3)
+    assert await _lease_taken(limiter, "kept", 2, ttl=0.3)
+    assert await _lease_taken(limiter, "lost", 2, ttl=0.3)
     for _ in range(3):
         await asyncio.sleep(0.15)
         await limiter.renew_leases({"k": ["kept"]}, 0.3)
@@ -47,21 +69,36 @@ async def test_a_lease_not_renewed_expires_and_a_renewed_one_does_not(limiter: L
 
 
 async def test_window_admits_up_to_the_limit_and_says_when_to_come_back(limiter: Limiter) -> None:
-    results = [await limiter.consume("w", 1, 3, 60) for _ in range(4)]
+    results = [await _counted(limiter, "w", 1, 3) for _ in range(4)]
     assert [result.admitted for result in results] == [True, True, True, False]
     assert 0 < results[-1].retry_after <= 120
     assert len({result.bucket for result in results}) == 1
 
 
 async def test_correction_gives_back_what_a_request_did_not_use(limiter: Limiter) -> None:
-    first = await limiter.consume("t", 900, 1000, 60)
+    first = await _counted(limiter, "t", 900, 1000)
     assert first.admitted
-    assert not (await limiter.consume("t", 900, 1000, 60)).admitted
-    await limiter.correct("t", first.bucket, -850, 60)
-    assert (await limiter.consume("t", 900, 1000, 60)).admitted
-    await limiter.correct("t", first.bucket, -(10**6), 60)  # never below zero: a refund cannot become credit
-    assert (await limiter.consume("t", 1000, 1000, 60)).admitted
-    assert not (await limiter.consume("t", 1, 1000, 60)).admitted
+    assert not (await _counted(limiter, "t", 900, 1000)).admitted
+    await limiter.give_back(None, [Correction("t", first.bucket, -850, 60)])
+    assert (await _counted(limiter, "t", 900, 1000)).admitted
+    await limiter.give_back(None, [Correction("t", first.bucket, -(10**6), 60)])  # a refund never becomes credit
+    assert (await _counted(limiter, "t", 1000, 1000)).admitted
+    assert not (await _counted(limiter, "t", 1, 1000)).admitted
+
+
+async def test_a_refusal_keeps_nothing_of_what_it_asked(limiter: Limiter) -> None:
+    assert (await _counted(limiter, "full", 1, 1)).admitted
+    asked = [WindowAsk("rpm", 1, 5, 60), WindowAsk("tpm", 400, 500, 60), WindowAsk("full", 1, 1, 60)]
+    taken = await limiter.take(_lease("l1", 5), asked)
+    assert taken.lease and not taken.admitted
+    assert [result.admitted for result in taken.windows][:3] == [True, True, False]
+    assert taken.windows[2].retry_after > 0
+    assert await limiter.held_leases("k") == 0
+    assert (await _counted(limiter, "tpm", 500, 500)).admitted  # the refused request's 400 were given back
+    assert await _lease_taken(limiter, "only", 1, key="one")
+    refused = await limiter.take(_lease("second", 1, key="one"), [WindowAsk("rpm", 5, 5, 60)])
+    assert not refused.lease and not refused.admitted
+    assert (await _counted(limiter, "rpm", 5, 5)).admitted  # nothing was counted for the refused lease
 
 
 def test_sliding_window_arithmetic() -> None:
@@ -77,8 +114,7 @@ async def test_redis_keys_are_prefixed_and_always_expire() -> None:
     limiter = RedisLimiter.from_url(url, timeout=1.0, prefix=prefix)
     client = aioredis.Redis.from_url(url)
     try:
-        await limiter.acquire_lease("{tok:a}:leases", "l1", 5, 10)
-        await limiter.consume("{tok:a}:rpm", 1, 5, 60)
+        await limiter.take(LeaseAsk("{tok:a}:leases", "l1", 5, 10), [WindowAsk("{tok:a}:rpm", 1, 5, 60)])
         keys = [key async for key in client.scan_iter(match=prefix + "*")]
         assert sorted(keys) == [f"{prefix}{{tok:a}}:leases".encode(), f"{prefix}{{tok:a}}:rpm".encode()]
         assert [await client.pttl(key) > 0 for key in keys] == [True, True]
@@ -87,16 +123,44 @@ async def test_redis_keys_are_prefixed_and_always_expire() -> None:
         await client.aclose()
 
 
+class _CountingConnection(aioredis.Connection):
+    """Counts what it sends: one send per round trip (a pipeline's commands go out together)."""
+
+    sends = 0
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        type(self).sends += 1
+        await super().send_packed_command(command, check_health)
+
+
+async def test_redis_takes_a_lease_and_four_windows_in_one_round_trip_and_gives_them_back_in_one() -> None:
+    pool = aioredis.ConnectionPool.from_url(shared_redis_url(), connection_class=_CountingConnection)
+    limiter = RedisLimiter(aioredis.Redis.from_pool(pool), prefix=unique_prefix())
+    asked = [WindowAsk(f"w{n}", 1, 10, 60) for n in range(4)]
+    try:
+        await limiter.take(_lease("warm", 10), asked)  # connects, and loads the scripts if Redis lacks them
+        _CountingConnection.sends = 0
+        taken = await limiter.take(_lease("l1", 10), asked)
+        assert taken.admitted and _CountingConnection.sends == 1
+        await limiter.give_back(("k", "l1"), [Correction(f"w{n}", taken.windows[n].bucket, -1, 60) for n in range(4)])
+        assert _CountingConnection.sends == 2
+        assert await limiter.held_leases("k") == 1
+    finally:
+        await limiter.close()
+
+
 async def test_redis_scripts_are_reloaded_after_script_flush() -> None:
     url = shared_redis_url()
     limiter = RedisLimiter.from_url(url, timeout=1.0, prefix=unique_prefix())
     client = aioredis.Redis.from_url(url)
     try:
-        assert await limiter.acquire_lease("k", "l1", 2, 10)
+        assert await _lease_taken(limiter, "l1", 3)
         await client.script_flush()  # as after a Redis restart: EVALSHA answers NOSCRIPT
-        assert await limiter.acquire_lease("k", "l2", 2, 10)
-        assert not await limiter.acquire_lease("k", "l3", 2, 10)
-        assert (await limiter.consume("w", 1, 1, 60)).admitted
+        assert await _lease_taken(limiter, "l2", 3)
+        await client.script_flush()
+        assert (await limiter.take(_lease("l3", 3), [WindowAsk("w", 1, 1, 60)])).admitted  # the pipelined path
+        assert not await _lease_taken(limiter, "l4", 3)
+        assert not (await _counted(limiter, "w", 1, 1)).admitted
     finally:
         await limiter.close()
         await client.aclose()
@@ -106,16 +170,16 @@ async def test_fallback_admits_a_per_process_share_while_redis_is_down(caplog: p
     with private_redis() as (url, server):
         limiter = FallbackLimiter(RedisLimiter.from_url(url, timeout=0.2, prefix="t:"), replicas=3, retry_seconds=0.2)
         try:
-            assert await limiter.acquire_lease("k", "before", 9, 10)
+            assert await _lease_taken(limiter, "before", 9)
             server.kill()
             server.wait()
             with caplog.at_level(logging.WARNING, logger="server.limits.fallback"):
-                admitted = [await limiter.acquire_lease("k", f"l{n}", 9, 10) for n in range(5)]
+                admitted = [await _lease_taken(limiter, f"l{n}", 9) for n in range(5)]
             assert admitted == [True, True, True, False, False]  # 9 / 3 replicas
             assert limiter.degraded and limiter.fallback_decisions == 5
             assert "each process now admits 1/3" in caplog.text
-            assert [(await limiter.consume("w", 1, 6, 60)).admitted for _ in range(3)] == [True, True, False]
-            await limiter.release_lease("k", "l0")  # does not raise with Redis gone
+            assert [(await _counted(limiter, "w", 1, 6)).admitted for _ in range(3)] == [True, True, False]
+            await limiter.give_back(("k", "l0"), [])  # does not raise with Redis gone
         finally:
             await limiter.close()
 
@@ -125,10 +189,10 @@ async def test_fallback_treats_a_slow_redis_as_down() -> None:
         pauser = aioredis.Redis.from_url(url)
         limiter = FallbackLimiter(RedisLimiter.from_url(url, timeout=0.2, prefix="t:"), replicas=1, retry_seconds=0.2)
         try:
-            assert await limiter.acquire_lease("k", "l1", 5, 10)
+            assert await _lease_taken(limiter, "l1", 5)
             await pauser.client_pause(1500, all=True)
             started = asyncio.get_running_loop().time()
-            assert await limiter.acquire_lease("k", "l2", 5, 10)
+            assert await _lease_taken(limiter, "l2", 5)
             assert asyncio.get_running_loop().time() - started < 1.0
             assert limiter.degraded
         finally:

@@ -1,10 +1,11 @@
 """Admission: whether a relayed request may start now, decided before its hold is taken.
 
-In order, each cheap to refuse: the process's cap on open requests (503 overloaded), the token's
-concurrency slots (a lease, renewed while the request runs and released however it ends), then the
-requests-per-minute and tokens-per-minute windows of the token and of its account (429 with a
-retry hint). Tokens are counted when admitted (prompt estimate plus the client's max_tokens) and
-corrected to what the call really used when it ends. A refusal undoes what it had already taken.
+The process's cap on open requests first (503 overloaded, decided here); then, in one call to the
+limiter (one round trip to Redis), the token's concurrency slot (a lease, renewed while the request
+runs and released however it ends) with the requests-per-minute and tokens-per-minute windows of the
+token and of its account (429 with a retry hint, naming the first refusal in that order). The limiter
+keeps all of them or none. Tokens are counted when admitted (prompt estimate plus the client's
+max_tokens) and corrected to what the call really used when it ends.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 from server.config import LimitsConfig
 from server.domain.records import ApiToken
 from server.errors import InvalidArgumentError, OverloadedError, RateLimitedError
-from server.limits.base import Limiter
+from server.limits.base import Correction, LeaseAsk, Limiter, Taken, WindowAsk
 
 log = logging.getLogger(__name__)
 WINDOW_SECONDS = 60.0
@@ -26,6 +27,30 @@ CONCURRENCY_RETRY_SECONDS = 1.0
 def lease_key(token_id: str) -> str:
     """The set of a token's concurrency leases (hash tag: one Redis Cluster slot per token)."""
     return f"{{tok:{token_id}}}:leases"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Window:
+    """A per-minute window asked of the limiter, and how a refusal by it is named."""
+
+    ask: WindowAsk
+    owner: str
+    unit: str
+
+
+def _raise_refusal(lease: LeaseAsk, taken: Taken, windows: list[_Window]) -> None:
+    """Raises RateLimitedError for the first refusal, in the order lease, then windows; nothing if admitted."""
+    if not taken.lease:
+        raise RateLimitedError(
+            f"this token already has {lease.limit} requests in flight; retry when one ends",
+            retry_after=CONCURRENCY_RETRY_SECONDS,
+        )
+    for window, result in zip(windows, taken.windows, strict=False):  # it ends at a refusal
+        if not result.admitted:
+            raise RateLimitedError(
+                f"the {window.owner}'s limit of {window.ask.limit} {window.unit} per minute is reached",
+                retry_after=max(result.retry_after, 0.1),
+            )
 
 
 @dataclasses.dataclass
@@ -79,25 +104,30 @@ class Admission:
         """A ticket for one request counting `tokens` tokens; raises OverloadedError or RateLimitedError."""
         if self._open >= self._config.max_open_requests:
             raise OverloadedError("Tollgate is at capacity; retry shortly", retry_after=CONCURRENCY_RETRY_SECONDS)
+        windows = self._windows(token, tokens)
+        self._next_lease += 1
+        lease = LeaseAsk(
+            lease_key(token.id),
+            f"{request_id}:{self._next_lease}",  # unique even if a client reuses a request id
+            token.max_concurrency or self._config.token_concurrency,
+            self._config.lease_seconds,
+        )
         self._open += 1
-        ticket = Ticket(self, None, tokens, [])
         try:
-            await self._take_slot(token, request_id, ticket)
-            await self._count(f"{{tok:{token.id}}}:rpm", 1, token.requests_per_minute, "token", "requests")
-            await self._count(
-                f"{{acc:{token.account_id}}}:rpm", 1, self._config.account_requests_per_minute, "account", "requests"
-            )
-            for key, limit, owner in (
-                (f"{{tok:{token.id}}}:tpm", token.tokens_per_minute, "token"),
-                (f"{{acc:{token.account_id}}}:tpm", self._config.account_tokens_per_minute, "account"),
-            ):
-                bucket = await self._count(key, tokens, limit, owner, "tokens")
-                if bucket is not None:
-                    ticket._token_windows.append((key, bucket))
+            taken = await self._limiter.take(lease, [window.ask for window in windows])
+            _raise_refusal(lease, taken, windows)
         except BaseException:
-            ticket.finish(0)
+            self._open -= 1
             raise
-        return ticket
+        self._leases.setdefault(lease.key, set()).add(lease.lease_id)
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renew_forever(), name="lease renewal")
+        counted = [
+            (window.ask.key, result.bucket)
+            for window, result in zip(windows, taken.windows, strict=True)
+            if window.unit == "tokens"
+        ]
+        return Ticket(self, (lease.key, lease.lease_id), tokens, counted)
 
     async def held(self, token_id: str) -> int:
         """Concurrency slots the token holds now, across every process sharing the limiter."""
@@ -112,46 +142,49 @@ class Admission:
             await asyncio.gather(self._renewer, return_exceptions=True)
         await self._limiter.close()
 
-    async def _take_slot(self, token: ApiToken, request_id: str, ticket: Ticket) -> None:
-        limit = token.max_concurrency or self._config.token_concurrency
-        key = lease_key(token.id)
-        self._next_lease += 1
-        lease_id = f"{request_id}:{self._next_lease}"  # unique even if a client reuses a request id
-        if not await self._limiter.acquire_lease(key, lease_id, limit, self._config.lease_seconds):
-            raise RateLimitedError(
-                f"this token already has {limit} requests in flight; retry when one ends",
-                retry_after=CONCURRENCY_RETRY_SECONDS,
-            )
-        ticket._lease = (key, lease_id)
-        self._leases.setdefault(key, set()).add(lease_id)
-        if self._renewer is None or self._renewer.done():
-            self._renewer = asyncio.create_task(self._renew_forever(), name="lease renewal")
-
-    async def _count(self, key: str, amount: int, limit: int, owner: str, unit: str) -> int | None:
-        """Counts `amount` in a per-minute window; returns its bucket, or None when there is no limit."""
-        if limit <= 0:
-            return None
-        if amount > limit:
-            raise InvalidArgumentError(
-                f"this request needs about {amount} {unit}, more than the {owner}'s limit of {limit} per minute;"
-                " lower max_tokens or shorten the prompt",
-                param="max_tokens",
-            )
-        result = await self._limiter.consume(key, amount, limit, WINDOW_SECONDS)
-        if not result.admitted:
-            raise RateLimitedError(
-                f"the {owner}'s limit of {limit} {unit} per minute is reached", retry_after=max(result.retry_after, 0.1)
-            )
-        return result.bucket
+    def _windows(self, token: ApiToken, tokens: int) -> list[_Window]:
+        """The per-minute windows that have a limit, in the order a refusal names them."""
+        windows = [
+            _Window(
+                WindowAsk(f"{{tok:{token.id}}}:rpm", 1, token.requests_per_minute, WINDOW_SECONDS), "token", "requests"
+            ),
+            _Window(
+                WindowAsk(
+                    f"{{acc:{token.account_id}}}:rpm", 1, self._config.account_requests_per_minute, WINDOW_SECONDS
+                ),
+                "account",
+                "requests",
+            ),
+            _Window(
+                WindowAsk(f"{{tok:{token.id}}}:tpm", tokens, token.tokens_per_minute, WINDOW_SECONDS), "token", "tokens"
+            ),
+            _Window(
+                WindowAsk(
+                    f"{{acc:{token.account_id}}}:tpm", tokens, self._config.account_tokens_per_minute, WINDOW_SECONDS
+                ),
+                "account",
+                "tokens",
+            ),
+        ]
+        limited = [window for window in windows if window.ask.limit > 0]
+        for window in limited:
+            if window.ask.amount > window.ask.limit:
+                raise InvalidArgumentError(
+                    f"this request needs about {window.ask.amount} {window.unit}, more than the {window.owner}'s limit"
+                    f" of {window.ask.limit} per minute; lower max_tokens or shorten the prompt",
+                    param="max_tokens",
+                )
+        return limited
 
     def _give_back(self, ticket: Ticket, used_tokens: int | None) -> None:
         self._open -= 1
         corrections = []
         if used_tokens is not None and used_tokens != ticket._counted_tokens:
-            corrections = [(key, bucket, used_tokens - ticket._counted_tokens) for key, bucket in ticket._token_windows]
+            delta = used_tokens - ticket._counted_tokens
+            corrections = [Correction(key, bucket, delta, WINDOW_SECONDS) for key, bucket in ticket._token_windows]
         self._tell_limiter_later(ticket._lease, corrections)
 
-    def _tell_limiter_later(self, lease: tuple[str, str] | None, corrections: list[tuple[str, int, int]]) -> None:
+    def _tell_limiter_later(self, lease: tuple[str, str] | None, corrections: list[Correction]) -> None:
         """Forgets the lease here at once (no more renewals); tells the limiter in a tracked task."""
         if lease is not None:
             key, lease_id = lease
@@ -166,12 +199,9 @@ class Admission:
         self._returning.add(task)
         task.add_done_callback(self._returning.discard)
 
-    async def _tell_limiter(self, lease: tuple[str, str] | None, corrections: list[tuple[str, int, int]]) -> None:
+    async def _tell_limiter(self, lease: tuple[str, str] | None, corrections: list[Correction]) -> None:
         try:
-            if lease is not None:
-                await self._limiter.release_lease(*lease)
-            for key, bucket, delta in corrections:
-                await self._limiter.correct(key, bucket, delta, WINDOW_SECONDS)
+            await self._limiter.give_back(lease, corrections)
         except Exception:  # the lease expires by itself; a request that ended must never fail here
             log.exception("limits: returning a slot failed; its lease will expire")
 

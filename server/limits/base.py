@@ -3,7 +3,8 @@
 Concurrency slots are leases: a member with an expiry in a per-key set, renewed while its request
 runs and removed when it ends, so a process that dies leaves nothing behind for longer than one
 lease. Rates are two-bucket sliding windows: the previous bucket's count weighted by how much of it
-still overlaps the window, plus the current bucket's count.
+still overlaps the window, plus the current bucket's count. A request's lease and windows are taken
+together, in one call (one round trip to Redis), and given back together.
 """
 
 from __future__ import annotations
@@ -24,32 +25,82 @@ class WindowResult:
     """The bucket the amount was counted in; a later correction goes to the same one."""
 
 
+@dataclasses.dataclass(frozen=True)
+class LeaseAsk:
+    """One concurrency slot asked of the lease set under `key`, held at most `limit` at a time."""
+
+    key: str
+    lease_id: str
+    limit: int
+    ttl: float
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowAsk:
+    """`amount` asked of the sliding window under `key`, which counts at most `limit` per `window` seconds."""
+
+    key: str
+    amount: int
+    limit: int
+    window: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Taken:
+    """What `Limiter.take` said: whether the lease was granted, and each window's result."""
+
+    lease: bool
+    """True also when no lease was asked."""
+    windows: Sequence[WindowResult]
+    """In the order asked, up to the first refusal at least (after a refused lease, maybe none)."""
+
+    @property
+    def admitted(self) -> bool:
+        return self.lease and all(result.admitted for result in self.windows)
+
+
+@dataclasses.dataclass(frozen=True)
+class Correction:
+    """`delta` (maybe negative, never taking a count below zero) for a bucket of the window under `key`."""
+
+    key: str
+    bucket: int
+    delta: int
+    window: float
+
+
 class Limiter(Protocol):
     """Leases and windows keyed by strings; every key expires on its own when nobody uses it."""
 
-    async def acquire_lease(self, key: str, lease_id: str, limit: int, ttl: float) -> bool:
-        """Adds the lease if fewer than `limit` unexpired leases are held under `key`."""
+    async def take(self, lease: LeaseAsk | None, windows: Sequence[WindowAsk]) -> Taken:
+        """The lease and every window's amount, all or nothing: after any refusal, nothing stays taken."""
+        ...
+
+    async def give_back(self, lease: tuple[str, str] | None, corrections: Sequence[Correction]) -> None:
+        """Releases the lease (key, lease id) and applies the corrections to buckets still inside their window."""
         ...
 
     async def renew_leases(self, leases: Mapping[str, Sequence[str]], ttl: float) -> None:
         """Pushes the expiry of live leases (key → lease ids) `ttl` seconds ahead; unknown ones stay gone."""
         ...
 
-    async def release_lease(self, key: str, lease_id: str) -> None: ...
-
     async def held_leases(self, key: str) -> int:
         """The unexpired leases under `key`."""
         ...
 
-    async def consume(self, key: str, amount: int, limit: int, window: float) -> WindowResult:
-        """Counts `amount` in the window if it fits under `limit`; counts nothing otherwise."""
-        ...
-
-    async def correct(self, key: str, bucket: int, delta: int, window: float) -> None:
-        """Adds `delta` (maybe negative, never below zero) to a bucket still inside the window."""
-        ...
-
     async def close(self) -> None: ...
+
+
+def undoing(
+    lease: LeaseAsk | None, taken: Taken, windows: Sequence[WindowAsk]
+) -> tuple[tuple[str, str] | None, list[Correction]]:
+    """What `give_back` needs to undo the part of a refused `take` that was granted."""
+    granted = (lease.key, lease.lease_id) if lease is not None and taken.lease else None
+    return granted, [
+        Correction(ask.key, result.bucket, -ask.amount, ask.window)
+        for ask, result in zip(windows, taken.windows, strict=False)
+        if result.admitted
+    ]
 
 
 def sliding_count(previous: int, current: int, elapsed: float, window: float) -> float:

@@ -10,6 +10,7 @@ depends on this: holds and settlements live in the database.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
@@ -18,7 +19,7 @@ from typing import TypeVar
 
 from redis.exceptions import RedisError
 
-from server.limits.base import Limiter, WindowResult
+from server.limits.base import Correction, LeaseAsk, Limiter, Taken, WindowAsk
 from server.limits.memory import MemoryLimiter
 
 log = logging.getLogger(__name__)
@@ -50,36 +51,27 @@ class FallbackLimiter:
     def degraded(self) -> bool:
         return self._down_until is not None
 
-    async def acquire_lease(self, key: str, lease_id: str, limit: int, ttl: float) -> bool:
-        admitted = await self._primary_or_none(lambda: self._primary.acquire_lease(key, lease_id, limit, ttl))
-        if admitted is not None:
-            return admitted
+    async def take(self, lease: LeaseAsk | None, windows: Sequence[WindowAsk]) -> Taken:
+        taken = await self._primary_or_none(lambda: self._primary.take(lease, windows))
+        if taken is not None:
+            return taken
         self.fallback_decisions += 1
-        return await self._local.acquire_lease(key, lease_id, self._share(limit), ttl)
+        shared_lease = dataclasses.replace(lease, limit=self._share(lease.limit)) if lease is not None else None
+        shared_windows = [dataclasses.replace(ask, limit=self._share(ask.limit)) for ask in windows]
+        return await self._local.take(shared_lease, shared_windows)
+
+    async def give_back(self, lease: tuple[str, str] | None, corrections: Sequence[Correction]) -> None:
+        """Given back to both: a lease taken during an outage lives here, one taken before it in Redis."""
+        await self._local.give_back(lease, corrections)
+        await self._primary_or_none(lambda: self._primary.give_back(lease, corrections))
 
     async def renew_leases(self, leases: Mapping[str, Sequence[str]], ttl: float) -> None:
         await self._local.renew_leases(leases, ttl)
         await self._primary_or_none(lambda: self._primary.renew_leases(leases, ttl))
 
-    async def release_lease(self, key: str, lease_id: str) -> None:
-        """Released from both: a lease taken during an outage lives here, one taken before it in Redis."""
-        await self._local.release_lease(key, lease_id)
-        await self._primary_or_none(lambda: self._primary.release_lease(key, lease_id))
-
     async def held_leases(self, key: str) -> int:
         held = await self._primary_or_none(lambda: self._primary.held_leases(key))
         return await self._local.held_leases(key) + (held or 0)
-
-    async def consume(self, key: str, amount: int, limit: int, window: float) -> WindowResult:
-        result = await self._primary_or_none(lambda: self._primary.consume(key, amount, limit, window))
-        if result is not None:
-            return result
-        self.fallback_decisions += 1
-        return await self._local.consume(key, amount, self._share(limit), window)
-
-    async def correct(self, key: str, bucket: int, delta: int, window: float) -> None:
-        await self._local.correct(key, bucket, delta, window)
-        await self._primary_or_none(lambda: self._primary.correct(key, bucket, delta, window))
 
     async def close(self) -> None:
         await self._local.close()

@@ -5,7 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from server.limits.base import WindowResult, sliding_count, window_retry_after
+from server.limits.base import (
+    Correction,
+    LeaseAsk,
+    Taken,
+    WindowAsk,
+    WindowResult,
+    sliding_count,
+    undoing,
+    window_retry_after,
+)
 
 _SWEEP_EVERY = 1024
 
@@ -20,14 +29,21 @@ class MemoryLimiter:
         self._expires: dict[str, float] = {}
         self._operations = 0
 
-    async def acquire_lease(self, key: str, lease_id: str, limit: int, ttl: float) -> bool:
+    async def take(self, lease: LeaseAsk | None, windows: Sequence[WindowAsk]) -> Taken:
         now = self._clock()
-        leases = self._live(key, now)
-        if len(leases) >= limit:
-            return False
-        leases[lease_id] = now + ttl
-        self._leases[key] = leases
-        return True
+        if lease is not None and not self._acquire(lease, now):
+            return Taken(False, ())
+        results: list[WindowResult] = []
+        for ask in windows:
+            results.append(self._consume(ask, now))
+            if not results[-1].admitted:
+                taken = Taken(True, results)
+                self._give_back(*undoing(lease, taken, windows))
+                return taken
+        return Taken(True, results)
+
+    async def give_back(self, lease: tuple[str, str] | None, corrections: Sequence[Correction]) -> None:
+        self._give_back(lease, corrections)
 
     async def renew_leases(self, leases: Mapping[str, Sequence[str]], ttl: float) -> None:
         expiry = self._clock() + ttl
@@ -37,40 +53,50 @@ class MemoryLimiter:
                 if lease_id in held:
                     held[lease_id] = expiry
 
-    async def release_lease(self, key: str, lease_id: str) -> None:
-        held = self._leases.get(key)
-        if held is not None:
-            held.pop(lease_id, None)
-            if not held:
-                del self._leases[key]
-
     async def held_leases(self, key: str) -> int:
         return len(self._live(key, self._clock()))
-
-    async def consume(self, key: str, amount: int, limit: int, window: float) -> WindowResult:
-        now = self._clock()
-        self._sweep(now)
-        whole, elapsed = divmod(now, window)
-        bucket = int(whole)
-        counts = self._windows.setdefault(key, {})
-        previous, current = counts.get(bucket - 1, 0), counts.get(bucket, 0)
-        if sliding_count(previous, current, elapsed, window) + amount > limit:
-            return WindowResult(False, window_retry_after(previous, current, elapsed, window, amount, limit), bucket)
-        counts[bucket] = current + amount
-        for old in [b for b in counts if b < bucket - 1]:
-            del counts[old]
-        self._expires[key] = now + 2 * window
-        return WindowResult(True, 0.0, bucket)
-
-    async def correct(self, key: str, bucket: int, delta: int, window: float) -> None:
-        counts = self._windows.get(key)
-        if counts is not None and bucket in counts:
-            counts[bucket] = max(0, counts[bucket] + delta)
 
     async def close(self) -> None:
         self._leases.clear()
         self._windows.clear()
         self._expires.clear()
+
+    def _acquire(self, lease: LeaseAsk, now: float) -> bool:
+        leases = self._live(lease.key, now)
+        if len(leases) >= lease.limit:
+            return False
+        leases[lease.lease_id] = now + lease.ttl
+        self._leases[lease.key] = leases
+        return True
+
+    def _consume(self, ask: WindowAsk, now: float) -> WindowResult:
+        self._sweep(now)
+        window = ask.window
+        whole, elapsed = divmod(now, window)
+        bucket = int(whole)
+        counts = self._windows.setdefault(ask.key, {})
+        previous, current = counts.get(bucket - 1, 0), counts.get(bucket, 0)
+        if sliding_count(previous, current, elapsed, window) + ask.amount > ask.limit:
+            retry = window_retry_after(previous, current, elapsed, window, ask.amount, ask.limit)
+            return WindowResult(False, retry, bucket)
+        counts[bucket] = current + ask.amount
+        for old in [b for b in counts if b < bucket - 1]:
+            del counts[old]
+        self._expires[ask.key] = now + 2 * window
+        return WindowResult(True, 0.0, bucket)
+
+    def _give_back(self, lease: tuple[str, str] | None, corrections: Sequence[Correction]) -> None:
+        if lease is not None:
+            key, lease_id = lease
+            held = self._leases.get(key)
+            if held is not None:
+                held.pop(lease_id, None)
+                if not held:
+                    del self._leases[key]
+        for correction in corrections:
+            counts = self._windows.get(correction.key)
+            if counts is not None and correction.bucket in counts:
+                counts[correction.bucket] = max(0, counts[correction.bucket] + correction.delta)
 
     def _live(self, key: str, now: float) -> dict[str, float]:
         held = self._leases.get(key, {})

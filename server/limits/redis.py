@@ -1,8 +1,10 @@
-"""Limits in Redis, shared by every replica: one Lua script per operation, Redis's own clock.
+"""Limits in Redis, shared by every replica: one Lua script per key and operation, Redis's own clock.
 
 Each script touches one key, so it runs atomically and, with the hash tags the callers put in their
-keys, on one Redis Cluster slot. Scripts are loaded once and sent by SHA (redis-py reloads one after
-NOSCRIPT, e.g. when Redis restarted). Every key gets an expiry, so nothing outlives its users.
+keys, on one Redis Cluster slot. A request's scripts (its lease and its windows) go in one pipeline,
+one round trip; all or nothing is kept by undoing the granted part of a refusal. Scripts are sent by
+SHA and loaded again after NOSCRIPT (e.g. when Redis restarted). Every key gets an expiry, so nothing
+outlives its users.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
-from server.limits.base import WindowResult, window_retry_after
+from server.limits.base import Correction, LeaseAsk, Taken, WindowAsk, WindowResult, undoing, window_retry_after
 
 _NOW_MS = """
 local clock = redis.call('TIME')
@@ -84,6 +88,13 @@ end
 return 1
 """
 
+_RELEASE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1
+"""
+
+_Call = tuple[AsyncScript, str, tuple[Any, ...]]
+"""A script, the key it runs on (without the prefix), and its arguments."""
 
 POOL_CONNECTIONS = 64
 """Connections to Redis per process; each limiter call holds one for a round trip."""
@@ -100,6 +111,7 @@ class RedisLimiter:
         self._held = client.register_script(_HELD)
         self._consume = client.register_script(_CONSUME)
         self._correct = client.register_script(_CORRECT)
+        self._release = client.register_script(_RELEASE)
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float, prefix: str = "tollgate:") -> RedisLimiter:
@@ -117,35 +129,62 @@ class RedisLimiter:
         )
         return cls(aioredis.Redis.from_pool(pool), prefix)
 
-    async def acquire_lease(self, key: str, lease_id: str, limit: int, ttl: float) -> bool:
-        admitted = await self._acquire(keys=[self._prefix + key], args=[lease_id, limit, _ms(ttl)])
-        return bool(admitted)
+    async def take(self, lease: LeaseAsk | None, windows: Sequence[WindowAsk]) -> Taken:
+        calls: list[_Call] = (
+            [(self._acquire, lease.key, (lease.lease_id, lease.limit, _ms(lease.ttl)))] if lease else []
+        )
+        calls += [(self._consume, ask.key, (ask.amount, ask.limit, _ms(ask.window))) for ask in windows]
+        answers = await self._run(calls)
+        granted = bool(answers.pop(0)) if lease is not None else True
+        taken = Taken(granted, [_window_result(ask, answer) for ask, answer in zip(windows, answers, strict=True)])
+        if not taken.admitted:
+            await self.give_back(*undoing(lease, taken, windows))
+        return taken
+
+    async def give_back(self, lease: tuple[str, str] | None, corrections: Sequence[Correction]) -> None:
+        calls: list[_Call] = [(self._release, lease[0], (lease[1],))] if lease is not None else []
+        calls += [(self._correct, c.key, (c.bucket, c.delta)) for c in corrections]
+        if calls:
+            await self._run(calls)
 
     async def renew_leases(self, leases: Mapping[str, Sequence[str]], ttl: float) -> None:
-        async with self._client.pipeline(transaction=False) as pipe:
-            for key, lease_ids in leases.items():
-                await self._renew(keys=[self._prefix + key], args=[_ms(ttl), *lease_ids], client=pipe)
-            await pipe.execute()
-
-    async def release_lease(self, key: str, lease_id: str) -> None:
-        await self._client.zrem(self._prefix + key, lease_id)
+        if leases:
+            await self._run([(self._renew, key, (_ms(ttl), *lease_ids)) for key, lease_ids in leases.items()])
 
     async def held_leases(self, key: str) -> int:
         return int(await self._held(keys=[self._prefix + key]))
 
-    async def consume(self, key: str, amount: int, limit: int, window: float) -> WindowResult:
-        answer: list[Any] = await self._consume(keys=[self._prefix + key], args=[amount, limit, _ms(window)])
-        admitted, previous, current, elapsed_ms, bucket = (int(value) for value in answer)
-        if admitted:
-            return WindowResult(True, 0.0, bucket)
-        retry = window_retry_after(previous, current, elapsed_ms / 1000, window, amount, limit)
-        return WindowResult(False, retry, bucket)
+    async def _run(self, calls: Sequence[_Call]) -> list[Any]:
+        """Each script on its key, all in one round trip; a script Redis lost (NOSCRIPT) is loaded and run again.
 
-    async def correct(self, key: str, bucket: int, delta: int, window: float) -> None:
-        await self._correct(keys=[self._prefix + key], args=[bucket, delta])
+        The pipeline sends EVALSHA itself: redis-py's scripts in a pipeline would first ask SCRIPT EXISTS, a second
+        round trip on every call.
+        """
+        if len(calls) == 1:
+            script, key, args = calls[0]
+            return [await script(keys=[self._prefix + key], args=args)]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for script, key, args in calls:
+                pipe.evalsha(script.sha, 1, self._prefix + key, *args)
+            answers: list[Any] = await pipe.execute(raise_on_error=False)
+        for index, (script, key, args) in enumerate(calls):
+            if isinstance(answers[index], NoScriptError):  # as after a Redis restart or SCRIPT FLUSH
+                answers[index] = await script(keys=[self._prefix + key], args=args)
+        for answer in answers:
+            if isinstance(answer, Exception):
+                raise answer
+        return answers
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _window_result(ask: WindowAsk, answer: list[Any]) -> WindowResult:
+    admitted, previous, current, elapsed_ms, bucket = (int(value) for value in answer)
+    if admitted:
+        return WindowResult(True, 0.0, bucket)
+    retry = window_retry_after(previous, current, elapsed_ms / 1000, ask.window, ask.amount, ask.limit)
+    return WindowResult(False, retry, bucket)
 
 
 def _ms(seconds: float) -> int:
