@@ -101,6 +101,20 @@ async def test_a_refusal_keeps_nothing_of_what_it_asked(limiter: Limiter) -> Non
     assert (await _counted(limiter, "rpm", 5, 5)).admitted  # nothing was counted for the refused lease
 
 
+async def test_a_refusal_by_the_account_or_the_token_gives_back_what_the_other_took(limiter: Limiter) -> None:
+    """As admission asks: the token's keys and the account's keys under their own hash tags."""
+    lease = LeaseAsk("{tok:a}:leases", "l1", 5, 10)
+    assert (await _counted(limiter, "{acc:b}:rpm", 1, 1)).admitted  # the account's minute is full
+    taken = await limiter.take(lease, [WindowAsk("{tok:a}:rpm", 1, 1, 60), WindowAsk("{acc:b}:rpm", 1, 1, 60)])
+    assert taken.lease and [result.admitted for result in taken.windows] == [True, False]
+    assert await limiter.held_leases("{tok:a}:leases") == 0
+    assert (await _counted(limiter, "{tok:a}:rpm", 1, 1)).admitted  # the token's count was given back: now full
+    taken = await limiter.take(lease, [WindowAsk("{tok:a}:rpm", 1, 1, 60), WindowAsk("{acc:c}:tpm", 10, 10, 60)])
+    assert taken.lease and [result.admitted for result in taken.windows][:1] == [False]
+    assert await limiter.held_leases("{tok:a}:leases") == 0
+    assert (await _counted(limiter, "{acc:c}:tpm", 10, 10)).admitted  # the account's count was given back
+
+
 def test_sliding_window_arithmetic() -> None:
     assert sliding_count(10, 5, 30, 60) == 10
     # 10 in the previous bucket, 0 now, limit 5: half of the previous bucket must slide out.
