@@ -163,6 +163,40 @@ async def test_redis_takes_a_lease_and_four_windows_in_one_round_trip_and_gives_
         await limiter.close()
 
 
+class _SlowReplies(aioredis.Connection):
+    """Hands each reply on `delay` seconds after reading it: the command has run while its caller still waits."""
+
+    delay = 0.0
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        reply = await super().read_response(*args, **kwargs)
+        await asyncio.sleep(type(self).delay)
+        return reply
+
+
+async def test_redis_admission_abandoned_while_its_reply_is_on_the_way_is_given_back() -> None:
+    pool = aioredis.ConnectionPool.from_url(shared_redis_url(), connection_class=_SlowReplies)
+    limiter = RedisLimiter(aioredis.Redis.from_pool(pool), prefix=unique_prefix())
+    try:
+        assert await _lease_taken(limiter, "warm", 5)  # connects, and loads the script if Redis lacks it
+        await limiter.give_back(("k", "warm"), [])
+        _SlowReplies.delay = 0.3
+        taking = asyncio.create_task(limiter.take(_lease("l1", 5), []))
+        await asyncio.sleep(0.1)  # Redis has taken the slot; the caller gives up before it hears so
+        taking.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await taking
+        _SlowReplies.delay = 0.0
+        for _ in range(100):
+            if not await limiter.held_leases("k"):
+                break
+            await asyncio.sleep(0.02)
+        assert await limiter.held_leases("k") == 0
+    finally:
+        _SlowReplies.delay = 0.0
+        await limiter.close()
+
+
 async def test_redis_scripts_are_reloaded_after_script_flush() -> None:
     url = shared_redis_url()
     limiter = RedisLimiter.from_url(url, timeout=1.0, prefix=unique_prefix())

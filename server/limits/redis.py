@@ -9,14 +9,18 @@ outlives its users.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 from server.limits.base import Correction, LeaseAsk, Taken, WindowAsk, WindowResult, undoing, window_retry_after
+
+log = logging.getLogger(__name__)
 
 _NOW_MS = """
 local clock = redis.call('TIME')
@@ -112,6 +116,7 @@ class RedisLimiter:
         self._consume = client.register_script(_CONSUME)
         self._correct = client.register_script(_CORRECT)
         self._release = client.register_script(_RELEASE)
+        self._giving_back: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float, prefix: str = "tollgate:") -> RedisLimiter:
@@ -130,6 +135,34 @@ class RedisLimiter:
         return cls(aioredis.Redis.from_pool(pool), prefix)
 
     async def take(self, lease: LeaseAsk | None, windows: Sequence[WindowAsk]) -> Taken:
+        """As the Protocol says; and a caller that stops waiting (cancelled, timed out) leaves nothing taken.
+
+        The round trip runs to its end regardless, in a task of its own: its answer says what Redis took, and what it
+        took is then given back. Cut short instead, it could have taken a slot for a whole lease and no one to free it.
+        """
+        taking = asyncio.ensure_future(self._take(lease, windows))
+        try:
+            return await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            taking.add_done_callback(lambda done: self._give_back_abandoned(lease, windows, done))
+            raise
+
+    def _give_back_abandoned(
+        self, lease: LeaseAsk | None, windows: Sequence[WindowAsk], taking: asyncio.Future[Taken]
+    ) -> None:
+        if taking.cancelled() or taking.exception() is not None or not taking.result().admitted:
+            return  # nothing known to be taken: a refusal gave its part back itself
+        task = asyncio.create_task(self._give_back_logged(*undoing(lease, taking.result(), windows)))
+        self._giving_back.add(task)
+        task.add_done_callback(self._giving_back.discard)
+
+    async def _give_back_logged(self, lease: tuple[str, str] | None, corrections: Sequence[Correction]) -> None:
+        try:
+            await self.give_back(lease, corrections)
+        except (OSError, RedisError):
+            log.warning("limits: giving back an abandoned admission failed; its lease will expire", exc_info=True)
+
+    async def _take(self, lease: LeaseAsk | None, windows: Sequence[WindowAsk]) -> Taken:
         calls: list[_Call] = (
             [(self._acquire, lease.key, (lease.lease_id, lease.limit, _ms(lease.ttl)))] if lease else []
         )
@@ -176,6 +209,8 @@ class RedisLimiter:
         return answers
 
     async def close(self) -> None:
+        if self._giving_back:
+            await asyncio.wait(set(self._giving_back), timeout=1.0)
         await self._client.aclose()
 
 
