@@ -144,37 +144,25 @@ class Admission:
 
     def _windows(self, token: ApiToken, tokens: int) -> list[_Window]:
         """The per-minute windows that have a limit, in the order a refusal names them."""
-        windows = [
-            _Window(
-                WindowAsk(f"{{tok:{token.id}}}:rpm", 1, token.requests_per_minute, WINDOW_SECONDS), "token", "requests"
-            ),
-            _Window(
-                WindowAsk(
-                    f"{{acc:{token.account_id}}}:rpm", 1, self._config.account_requests_per_minute, WINDOW_SECONDS
-                ),
-                "account",
-                "requests",
-            ),
-            _Window(
-                WindowAsk(f"{{tok:{token.id}}}:tpm", tokens, token.tokens_per_minute, WINDOW_SECONDS), "token", "tokens"
-            ),
-            _Window(
-                WindowAsk(
-                    f"{{acc:{token.account_id}}}:tpm", tokens, self._config.account_tokens_per_minute, WINDOW_SECONDS
-                ),
-                "account",
-                "tokens",
-            ),
-        ]
-        limited = [window for window in windows if window.ask.limit > 0]
-        for window in limited:
-            if window.ask.amount > window.ask.limit:
+        config = self._config
+        limits = (
+            (f"{{tok:{token.id}}}:rpm", 1, token.requests_per_minute, "token", "requests"),
+            (f"{{acc:{token.account_id}}}:rpm", 1, config.account_requests_per_minute, "account", "requests"),
+            (f"{{tok:{token.id}}}:tpm", tokens, token.tokens_per_minute, "token", "tokens"),
+            (f"{{acc:{token.account_id}}}:tpm", tokens, config.account_tokens_per_minute, "account", "tokens"),
+        )
+        windows = []
+        for key, amount, limit, owner, unit in limits:
+            if limit <= 0:
+                continue
+            if amount > limit:
                 raise InvalidArgumentError(
-                    f"this request needs about {window.ask.amount} {window.unit}, more than the {window.owner}'s limit"
-                    f" of {window.ask.limit} per minute; lower max_tokens or shorten the prompt",
+                    f"this request needs about {amount} {unit}, more than the {owner}'s limit of {limit} per minute;"
+                    " lower max_tokens or shorten the prompt",
                     param="max_tokens",
                 )
-        return limited
+            windows.append(_Window(WindowAsk(key, amount, limit, WINDOW_SECONDS), owner, unit))
+        return windows
 
     def _give_back(self, ticket: Ticket, used_tokens: int | None) -> None:
         self._open -= 1
