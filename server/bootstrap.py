@@ -162,7 +162,7 @@ def build_domain(
     )
     domain = Domain(
         accounts=Accounts(store.accounts, passwords, cache),
-        sessions=Sessions(store.accounts, store.sessions, passwords, LoginThrottle(), operator_key_sha256),
+        sessions=Sessions(store.accounts, store.sessions, passwords, LoginThrottle(limiter), operator_key_sha256),
         tokens=Tokens(store.tokens, catalogue.ids(), cache),
         catalogue=catalogue,
         relay=Relay(catalogue, router, config.relay, billing, admission),

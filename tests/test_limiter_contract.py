@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from server.limits.base import (
     Correction,
+    FailureAsk,
     LeaseAsk,
     Limiter,
     WindowAsk,
@@ -115,6 +116,38 @@ async def test_a_refusal_by_the_account_or_the_token_gives_back_what_the_other_t
     assert (await _counted(limiter, "{acc:c}:tpm", 10, 10)).admitted  # the account's count was given back
 
 
+async def test_failures_close_a_key_at_the_limit_until_the_oldest_leaves_the_window(limiter: Limiter) -> None:
+    name, address = FailureAsk("name", 3, 0.6), FailureAsk("ip", 5, 0.6)
+    for _ in range(2):
+        await limiter.record_failure([name, address])
+    assert await limiter.failure_wait([name, address]) == 0
+    await limiter.record_failure([name])
+    wait = await limiter.failure_wait([name, address])
+    assert 0.3 < wait <= 0.6
+    assert await limiter.failure_wait([address]) == 0  # two of five
+    assert await limiter.failure_wait([FailureAsk("other", 3, 0.6)]) == 0
+    await asyncio.sleep(wait + 0.05)
+    assert await limiter.failure_wait([name]) == 0
+
+
+async def test_failures_keep_only_the_latest_so_a_new_one_closes_the_key_for_a_whole_window(limiter: Limiter) -> None:
+    ask = FailureAsk("f", 2, 0.6)
+    await limiter.record_failure([ask])
+    await asyncio.sleep(0.3)
+    await limiter.record_failure([ask])
+    await limiter.record_failure([ask])
+    assert await limiter.failure_wait([ask]) > 0.45  # from the second failure, not the first
+
+
+async def test_forgotten_failures_open_the_key_and_no_other(limiter: Limiter) -> None:
+    name, address = FailureAsk("name", 2, 60), FailureAsk("ip", 2, 60)
+    for _ in range(2):
+        await limiter.record_failure([name, address])
+    await limiter.forget_failures("name")
+    assert await limiter.failure_wait([name]) == 0
+    assert 59 < await limiter.failure_wait([name, address]) <= 60
+
+
 def test_sliding_window_arithmetic() -> None:
     assert sliding_count(10, 5, 30, 60) == 10
     # 10 in the previous bucket, 0 now, limit 5: half of the previous bucket must slide out.
@@ -129,9 +162,11 @@ async def test_redis_keys_are_prefixed_and_always_expire() -> None:
     client = aioredis.Redis.from_url(url)
     try:
         await limiter.take(LeaseAsk("{tok:a}:leases", "l1", 5, 10), [WindowAsk("{tok:a}:rpm", 1, 5, 60)])
+        await limiter.record_failure([FailureAsk("login:x", 5, 300)])
         keys = [key async for key in client.scan_iter(match=prefix + "*")]
-        assert sorted(keys) == [f"{prefix}{{tok:a}}:leases".encode(), f"{prefix}{{tok:a}}:rpm".encode()]
-        assert [await client.pttl(key) > 0 for key in keys] == [True, True]
+        expected = ["login:x", "{tok:a}:leases", "{tok:a}:rpm"]
+        assert sorted(keys) == [f"{prefix}{key}".encode() for key in expected]
+        assert [await client.pttl(key) > 0 for key in keys] == [True, True, True]
     finally:
         await limiter.close()
         await client.aclose()
@@ -228,6 +263,12 @@ async def test_fallback_admits_a_per_process_share_while_redis_is_down(caplog: p
             assert "each process now admits 1/3" in caplog.text
             assert [(await _counted(limiter, "w", 1, 6)).admitted for _ in range(3)] == [True, True, False]
             await limiter.give_back(("k", "l0"), [])  # does not raise with Redis gone
+            failures = FailureAsk("f", 6, 60)
+            for _ in range(2):
+                await limiter.record_failure([failures])
+            assert await limiter.failure_wait([failures]) > 0  # 6 / 3 replicas
+            await limiter.forget_failures("f")
+            assert await limiter.failure_wait([failures]) == 0
         finally:
             await limiter.close()
 

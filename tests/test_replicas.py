@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from server.domain.money import format_usd
+from tests.support.inprocess import PASSWORD
 from tests.support.ledger_checks import assert_ledger_invariants
 from tests.support.postgres import ADMIN_URL, database_for_this_run
 from tests.support.redis_server import shared_redis_url
@@ -185,6 +186,23 @@ async def test_a_token_deleted_on_one_replica_is_refused_by_the_other_within_a_s
             assert (await a.http.delete(f"/api/v1/tokens/{token_id}", headers=session)).status_code == 200
             elapsed = await wait_until(lambda: _refuses(on_b), within=1.0)
         assert elapsed < 1.0
+    check()
+
+
+async def test_failed_logins_spread_over_both_replicas_lock_the_name_on_both(
+    tmp_path: Path, database: tuple[str, Callable[[], None]]
+) -> None:
+    url, check = database
+    async with running_cluster(tmp_path, url, shared_redis_url()) as cluster:
+        await cluster.create_user("dave", "1")
+        a, b = cluster.replicas
+        for replica in (a, b, a, b, a):  # three here, two there: five in all
+            wrong = await replica.http.post("/api/v1/sessions", json={"name": "dave", "password": "a guess"})
+            assert wrong.status_code == 401
+        for replica in (a, b):
+            locked = await replica.http.post("/api/v1/sessions", json={"name": "dave", "password": PASSWORD})
+            assert locked.status_code == 429, locked.text
+            assert 0 < int(locked.headers["retry-after"]) <= 300
     check()
 
 

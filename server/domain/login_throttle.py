@@ -3,33 +3,29 @@
 from __future__ import annotations
 
 import math
-import time
-from collections import deque
-from collections.abc import Callable
 
+from server.auth import sha256_hex
 from server.errors import RateLimitedError
+from server.limits.base import FailureAsk, Limiter
+
+MAX_FAILURES = 5
+WINDOW_SECONDS = 300.0
 
 
 class LoginThrottle:
-    """Counts failures per name and per client address in a sliding window (this process only)."""
+    """Failures per name and per client address, kept by the limiter: with Redis, shared by every replica.
 
-    def __init__(
-        self,
-        max_failures: int = 5,
-        window_seconds: float = 300.0,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 100_000,
-    ) -> None:
+    Keys carry a digest of the name or address, so their length is bounded whatever a client sends.
+    """
+
+    def __init__(self, limiter: Limiter, max_failures: int = MAX_FAILURES, window_seconds: float = WINDOW_SECONDS):
+        self._limiter = limiter
         self._max = max_failures
         self._window = window_seconds
-        self._clock = clock
-        self._max_keys = max_keys
-        self._failures: dict[str, deque[float]] = {}
 
-    def check(self, name: str, client_ip: str) -> None:
+    async def check(self, name: str, client_ip: str) -> None:
         """Raises RateLimitedError (with the seconds to wait) while either key is over the limit."""
-        now = self._clock()
-        wait = max(self._wait(f"name:{name.lower()}", now), self._wait(f"ip:{client_ip}", now) if client_ip else 0.0)
+        wait = await self._limiter.failure_wait(self._asks(name, client_ip))
         if wait > 0:
             raise RateLimitedError(
                 "too many failed logins; wait before trying again",
@@ -37,25 +33,18 @@ class LoginThrottle:
                 retry_after=math.ceil(wait),
             )
 
-    def failed(self, name: str, client_ip: str) -> None:
+    async def failed(self, name: str, client_ip: str) -> None:
         """Records a failed login."""
-        now = self._clock()
-        keys = [f"name:{name.lower()}"] + ([f"ip:{client_ip}"] if client_ip else [])
-        if len(self._failures) >= self._max_keys:
-            self._forget_expired(now)
-        for key in keys:
-            self._failures.setdefault(key, deque(maxlen=self._max)).append(now)
+        await self._limiter.record_failure(self._asks(name, client_ip))
 
-    def succeeded(self, name: str) -> None:
+    async def succeeded(self, name: str) -> None:
         """A good password clears the name's failures (not the address's)."""
-        self._failures.pop(f"name:{name.lower()}", None)
+        await self._limiter.forget_failures(_key("name", name.lower()))
 
-    def _wait(self, key: str, now: float) -> float:
-        times = self._failures.get(key)
-        if times is None or len(times) < self._max:
-            return 0.0
-        return max(0.0, times[0] + self._window - now)
+    def _asks(self, name: str, client_ip: str) -> list[FailureAsk]:
+        keys = [_key("name", name.lower())] + ([_key("ip", client_ip)] if client_ip else [])
+        return [FailureAsk(key, self._max, self._window) for key in keys]
 
-    def _forget_expired(self, now: float) -> None:
-        for key in [key for key, times in self._failures.items() if times[-1] + self._window <= now]:
-            del self._failures[key]
+
+def _key(kind: str, value: str) -> str:
+    return f"login:{kind}:{sha256_hex(value)[:32]}"

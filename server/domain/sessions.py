@@ -39,7 +39,7 @@ class Sessions:
 
     async def login(self, name: str, password: str, client_ip: str) -> tuple[str, Session]:
         """A new session token (shown once) and its session; raises AuthenticationError or RateLimitedError."""
-        self._throttle.check(name, client_ip)
+        await self._throttle.check(name, client_ip)
         if name == OPERATOR_NAME:
             ok = hmac.compare_digest(sha256_hex(password).encode("ascii"), self._operator_key_sha256)
             account_id = ""
@@ -49,9 +49,9 @@ class Sessions:
             ok = matches and credentials is not None and not credentials.disabled
             account_id = credentials.account_id if credentials else ""
         if not ok:
-            self._throttle.failed(name, client_ip)
+            await self._throttle.failed(name, client_ip)
             raise AuthenticationError("wrong name or password", reason="invalid_credentials")
-        self._throttle.succeeded(name)
+        await self._throttle.succeeded(name)
         token = SESSION_PREFIX + secrets.token_urlsafe(32)
         now = utcnow()
         session = Session(sha256_hex(token), account_id, not account_id, now + SESSION_LIFETIME)

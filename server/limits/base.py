@@ -4,7 +4,9 @@ Concurrency slots are leases: a member with an expiry in a per-key set, renewed 
 runs and removed when it ends, so a process that dies leaves nothing behind for longer than one
 lease. Rates are two-bucket sliding windows: the previous bucket's count weighted by how much of it
 still overlaps the window, plus the current bucket's count. A request's lease and windows are taken
-together, in one call (one round trip to Redis), and given back together.
+together, in one call (one round trip to Redis), and given back together. Failures (failed logins)
+are an exact rolling log: the times of the latest `limit` under a key; while all of them lie inside
+the window, the key is closed until the oldest leaves it.
 """
 
 from __future__ import annotations
@@ -69,6 +71,15 @@ class Correction:
     window: float
 
 
+@dataclasses.dataclass(frozen=True)
+class FailureAsk:
+    """The failures under `key`: after `limit` of them within `window` seconds, the key is closed."""
+
+    key: str
+    limit: int
+    window: float
+
+
 class Limiter(Protocol):
     """Leases and windows keyed by strings; every key expires on its own when nobody uses it."""
 
@@ -86,6 +97,18 @@ class Limiter(Protocol):
 
     async def held_leases(self, key: str) -> int:
         """The unexpired leases under `key`."""
+        ...
+
+    async def record_failure(self, asks: Sequence[FailureAsk]) -> None:
+        """Notes one failure now under each key (only the latest `limit` are kept)."""
+        ...
+
+    async def failure_wait(self, asks: Sequence[FailureAsk]) -> float:
+        """Seconds until every key is open again: 0 while each has had fewer than `limit` failures in its window."""
+        ...
+
+    async def forget_failures(self, key: str) -> None:
+        """Forgets the failures under `key`."""
         ...
 
     async def close(self) -> None: ...

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from redis.exceptions import RedisError
 
-from server.limits.base import Correction, LeaseAsk, Limiter, Taken, WindowAsk
+from server.limits.base import Correction, FailureAsk, LeaseAsk, Limiter, Taken, WindowAsk
 from server.limits.memory import MemoryLimiter
 
 log = logging.getLogger(__name__)
@@ -73,12 +73,31 @@ class FallbackLimiter:
         held = await self._primary_or_none(lambda: self._primary.held_leases(key))
         return await self._local.held_leases(key) + (held or 0)
 
+    async def record_failure(self, asks: Sequence[FailureAsk]) -> None:
+        """Noted here too (at this process's share), so an outage starts from what this process saw."""
+        await self._local.record_failure(self._shared_failures(asks))
+        await self._primary_or_none(lambda: self._primary.record_failure(asks))
+
+    async def failure_wait(self, asks: Sequence[FailureAsk]) -> float:
+        wait = await self._primary_or_none(lambda: self._primary.failure_wait(asks))
+        if wait is not None:
+            return wait
+        self.fallback_decisions += 1
+        return await self._local.failure_wait(self._shared_failures(asks))
+
+    async def forget_failures(self, key: str) -> None:
+        await self._local.forget_failures(key)
+        await self._primary_or_none(lambda: self._primary.forget_failures(key))
+
     async def close(self) -> None:
         await self._local.close()
         await self._primary.close()
 
     def _share(self, limit: int) -> int:
         return max(1, math.ceil(limit / self._replicas))
+
+    def _shared_failures(self, asks: Sequence[FailureAsk]) -> list[FailureAsk]:
+        return [dataclasses.replace(ask, limit=self._share(ask.limit)) for ask in asks]
 
     async def _primary_or_none(self, operation: Callable[[], Awaitable[_T]]) -> _T | None:
         """The primary's answer, or None when it is down (then skipped until the retry time)."""

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from server.limits.base import (
     Correction,
+    FailureAsk,
     LeaseAsk,
     Taken,
     WindowAsk,
@@ -20,12 +21,13 @@ _SWEEP_EVERY = 1024
 
 
 class MemoryLimiter:
-    """Leases and sliding windows in dicts; one event loop, so every method is atomic."""
+    """Leases, sliding windows and failures in dicts; one event loop, so every method is atomic."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._leases: dict[str, dict[str, float]] = {}
         self._windows: dict[str, dict[int, int]] = {}
+        self._failures: dict[str, list[float]] = {}
         self._expires: dict[str, float] = {}
         self._operations = 0
 
@@ -56,9 +58,26 @@ class MemoryLimiter:
     async def held_leases(self, key: str) -> int:
         return len(self._live(key, self._clock()))
 
+    async def record_failure(self, asks: Sequence[FailureAsk]) -> None:
+        now = self._clock()
+        self._sweep(now)
+        for ask in asks:
+            times = self._failures.setdefault(ask.key, [])
+            times.append(now)
+            del times[: -ask.limit]
+            self._expires[ask.key] = now + ask.window
+
+    async def failure_wait(self, asks: Sequence[FailureAsk]) -> float:
+        now = self._clock()
+        return max((self._failure_wait(ask, now) for ask in asks), default=0.0)
+
+    async def forget_failures(self, key: str) -> None:
+        self._failures.pop(key, None)
+
     async def close(self) -> None:
         self._leases.clear()
         self._windows.clear()
+        self._failures.clear()
         self._expires.clear()
 
     def _acquire(self, lease: LeaseAsk, now: float) -> bool:
@@ -98,6 +117,12 @@ class MemoryLimiter:
             if counts is not None and correction.bucket in counts:
                 counts[correction.bucket] = max(0, counts[correction.bucket] + correction.delta)
 
+    def _failure_wait(self, ask: FailureAsk, now: float) -> float:
+        times = self._failures.get(ask.key, [])
+        if len(times) < ask.limit:
+            return 0.0
+        return max(0.0, times[-ask.limit] + ask.window - now)
+
     def _live(self, key: str, now: float) -> dict[str, float]:
         held = self._leases.get(key, {})
         expired = [lease_id for lease_id, expiry in held.items() if expiry <= now]
@@ -106,10 +131,11 @@ class MemoryLimiter:
         return held
 
     def _sweep(self, now: float) -> None:
-        """Now and then, forgets windows nobody counted in for two windows (keeps memory bounded)."""
+        """Now and then, forgets windows nobody counted in for two windows, and failures past their window."""
         self._operations += 1
         if self._operations % _SWEEP_EVERY:
             return
         for key in [key for key, expires in self._expires.items() if expires <= now]:
             del self._expires[key]
             self._windows.pop(key, None)
+            self._failures.pop(key, None)

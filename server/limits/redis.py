@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,7 +19,16 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError
 
-from server.limits.base import Correction, LeaseAsk, Taken, WindowAsk, WindowResult, undoing, window_retry_after
+from server.limits.base import (
+    Correction,
+    FailureAsk,
+    LeaseAsk,
+    Taken,
+    WindowAsk,
+    WindowResult,
+    undoing,
+    window_retry_after,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +107,31 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 return 1
 """
 
+# Failure times are scores; members are random, so two failures in one millisecond are both kept.
+_RECORD_FAILURE = (
+    _NOW_MS
+    + """
+local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(limit + 1))
+redis.call('PEXPIRE', KEYS[1], window)
+return 1
+"""
+)
+
+# Milliseconds until the `limit`-th latest failure leaves the window (0 with fewer than `limit` kept).
+_FAILURE_WAIT = (
+    _NOW_MS
+    + """
+local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local oldest = redis.call('ZRANGE', KEYS[1], -limit, -limit, 'WITHSCORES')
+if #oldest == 0 then
+  return 0
+end
+return math.max(0, tonumber(oldest[2]) + window - now)
+"""
+)
+
 _Call = tuple[AsyncScript, str, tuple[Any, ...]]
 """A script, the key it runs on (without the prefix), and its arguments."""
 
@@ -116,6 +151,8 @@ class RedisLimiter:
         self._consume = client.register_script(_CONSUME)
         self._correct = client.register_script(_CORRECT)
         self._release = client.register_script(_RELEASE)
+        self._record_failure = client.register_script(_RECORD_FAILURE)
+        self._failure_wait = client.register_script(_FAILURE_WAIT)
         self._giving_back: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -186,6 +223,20 @@ class RedisLimiter:
 
     async def held_leases(self, key: str) -> int:
         return int(await self._held(keys=[self._prefix + key]))
+
+    async def record_failure(self, asks: Sequence[FailureAsk]) -> None:
+        if asks:
+            member = secrets.token_hex(8)
+            await self._run([(self._record_failure, ask.key, (ask.limit, _ms(ask.window), member)) for ask in asks])
+
+    async def failure_wait(self, asks: Sequence[FailureAsk]) -> float:
+        if not asks:
+            return 0.0
+        waits = await self._run([(self._failure_wait, ask.key, (ask.limit, _ms(ask.window))) for ask in asks])
+        return max(int(wait) for wait in waits) / 1000
+
+    async def forget_failures(self, key: str) -> None:
+        await self._client.delete(self._prefix + key)
 
     async def _run(self, calls: Sequence[_Call]) -> list[Any]:
         """Each script on its key, all in one round trip; a script Redis lost (NOSCRIPT) is loaded and run again.
