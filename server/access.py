@@ -79,6 +79,7 @@ ACCESS: Mapping[str, frozenset[Role]] = {
     _ACCOUNTS + "ListAccounts": _OPERATOR,
     _ACCOUNTS + "GetAccount": _OPERATOR,
     _ACCOUNTS + "DisableAccount": _OPERATOR,
+    _ACCOUNTS + "UpdateAccount": _OPERATOR,
     _ACCOUNTS + "CreditAccount": _OPERATOR,
     _ACCOUNTS + "CreateSession": _PUBLIC,
     _ACCOUNTS + "DeleteSession": _SESSION_OR_OPERATOR,

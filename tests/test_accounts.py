@@ -9,7 +9,7 @@ import grpc
 import pytest
 from tollgate.v1 import account_pb2
 
-from tests.support.inprocess import OPERATOR_KEY, Running
+from tests.support.inprocess import OPERATOR_KEY, PASSWORD, Running
 
 OPERATOR_METADATA = (("authorization", f"Bearer {OPERATOR_KEY}"),)
 
@@ -148,3 +148,76 @@ async def test_the_same_over_grpc(running: Running) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.GetAccount(account_pb2.GetAccountRequest(account_id="acc_missing"), metadata=OPERATOR_METADATA)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_the_operator_changes_the_discount_and_enables_a_disabled_account(running: Running) -> None:
+    account_id = await running.create_account("alice")
+    _, key = await running.create_token(await running.login("alice"))
+    path, operator = f"/api/v1/accounts/{account_id}", running.operator()
+
+    async def models_status() -> int:
+        return (await running.http.get("/v1/models", headers={"authorization": f"Bearer {key}"})).status_code
+
+    assert await models_status() == 200
+    changed = await running.http.patch(path, json={"discount": "0.80"}, headers=operator)
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["account"]["discount"], changed.json()["account"]["disabled"]) == ("0.8", False)
+    disabled = await running.http.patch(path, json={"disabled": True}, headers=operator)
+    assert disabled.json()["account"]["disabled"] is True
+    assert await models_status() == 401  # at once: the key's cached look-up was dropped
+    assert (
+        await running.http.post("/api/v1/sessions", json={"name": "alice", "password": PASSWORD})
+    ).status_code == 401
+    enabled = await running.http.patch(path, json={"disabled": False}, headers=operator)
+    assert enabled.json()["account"]["disabled"] is False
+    assert await models_status() == 200
+    assert enabled.json()["account"]["discount"] == "0.8"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ({"balance_micros": 10**9}, 400, "update_mask"),
+        ({"name": "bob"}, 400, "update_mask"),
+        ({"id": "acc_other"}, 400, "account.id"),
+        ({"discount": "0"}, 400, "discount"),
+        ({"discount": "ninety"}, 400, "discount"),
+        ({}, 400, "update_mask"),
+    ],
+)
+async def test_bad_account_updates_change_nothing(
+    running: Running, body: dict[str, Any], status: int, param: str
+) -> None:
+    account_id = await running.create_account("alice")
+    path = f"/api/v1/accounts/{account_id}"
+    before = (await running.http.get(path, headers=running.operator())).json()
+    reply = await running.http.patch(path, json=body, headers=running.operator())
+    assert reply.status_code == status, reply.text
+    assert reply.json()["details"][0]["metadata"]["param"] == param
+    assert (await running.http.get(path, headers=running.operator())).json() == before
+
+
+async def test_account_updates_are_the_operator_s_and_need_an_account(running: Running) -> None:
+    account_id = await running.create_account("alice")
+    session = await running.login("alice")
+    mine = await running.http.patch(f"/api/v1/accounts/{account_id}", json={"discount": "0.1"}, headers=session)
+    assert mine.status_code == 403
+    missing = await running.http.patch(
+        "/api/v1/accounts/acc_nope", json={"discount": "0.9"}, headers=running.operator()
+    )
+    assert missing.status_code == 404
+
+
+async def test_account_updates_over_grpc_name_their_fields(running: Running) -> None:
+    stub = running.accounts_stub()
+    account_id = await running.create_account("carol")
+    account = account_pb2.Account(discount="0.75", disabled=True)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:  # no mask: over gRPC nothing is inferred
+        await stub.UpdateAccount(
+            account_pb2.UpdateAccountRequest(account_id=account_id, account=account), metadata=OPERATOR_METADATA
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    request = account_pb2.UpdateAccountRequest(account_id=account_id, account=account)
+    request.update_mask.paths.append("discount")
+    updated = await stub.UpdateAccount(request, metadata=OPERATOR_METADATA)
+    assert (updated.account.discount, updated.account.disabled) == ("0.75", False)  # only the masked field

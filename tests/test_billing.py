@@ -90,6 +90,31 @@ async def test_each_account_pays_at_its_own_discount(env: RelayEnv) -> None:
         assert sorted(int(row["cost_micros"]) for row in rows) == sorted(charged[name])
 
 
+async def test_a_discount_the_operator_changes_prices_the_next_call_and_not_the_running_one(env: RelayEnv) -> None:
+    account_id = (await _balance(env))["id"]
+
+    async def set_discount(discount: str) -> None:
+        path = f"/api/v1/accounts/{account_id}"
+        reply = await env.running.http.patch(path, json={"discount": discount}, headers=env.running.operator())
+        assert reply.status_code == 200 and reply.json()["account"]["discount"] == discount, reply.text
+
+    def full_price() -> Decimal:
+        bill = env.upstream.bill[-1].tokens
+        return bill.input * Decimal("0.27") + bill.output * Decimal("1.10")
+
+    async with env.client() as client:
+        slow: Any = [{"role": "user", "content": "[[scenario: first_byte_ms=800]] started before the change"}]
+        running = asyncio.create_task(client.chat.completions.create(model="deepseek-chat", messages=slow))
+        await _until(lambda: _held(env.session, env))
+        await set_discount("0.5")
+        await running
+        started_before = math.ceil(full_price())
+        await client.chat.completions.create(model="deepseek-chat", messages=[{"role": "user", "content": "after"}])
+        started_after = math.ceil(full_price() * Decimal("0.5"))
+    costs = [int(row["cost_micros"]) for row in await _logs(env)]
+    assert costs == [started_after, started_before]  # newest first
+
+
 async def test_streams_with_cache_are_billed_at_each_price(env: RelayEnv) -> None:
     messages: Any = [{"role": "user", "content": "[[scenario: cache_read=40,cache_write=8]] " + "x" * 400}]
     async with env.client() as client:

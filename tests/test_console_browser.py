@@ -166,7 +166,7 @@ async def test_a_hostile_token_name_is_shown_as_text_and_runs_nothing(env: Relay
     assert dialogs == []
 
 
-async def test_the_operator_credits_and_disables_an_account(env: RelayEnv) -> None:
+async def test_the_operator_credits_sets_a_discount_disables_and_enables_an_account(env: RelayEnv) -> None:
     async with browser_page(env.running.base_url) as page:
         await page.goto("/")
         await page.get_by_label("Name").fill("operator")
@@ -183,8 +183,19 @@ async def test_the_operator_credits_and_disables_an_account(env: RelayEnv) -> No
             await row.locator("input[name=reason]").fill("goodwill")
             await row.get_by_role("button", name="Credit").click()
             await expect(row).to_contain_text(usd(STARTING_BALANCE + credited * 2_500_000))
+        await row.locator("input[name=discount]").fill("0.90")
+        await row.get_by_role("button", name="Set").click()
+        await expect(row.locator("input[name=discount]")).to_have_value("0.9")
+        await row.locator("input[name=discount]").fill("-1")
+        await row.get_by_role("button", name="Set").click()
+        await expect(row.get_by_role("alert")).to_contain_text("discount")
         await screenshot(page, "operator")
         page.on("dialog", lambda dialog: dialog.accept())
+        await row.get_by_role("button", name="Disable").click()
+        await expect(row).to_contain_text("disabled")
+        assert (await env.running.http.get("/api/v1/account", headers=env.session)).status_code == 401
+        await row.get_by_role("button", name="Enable").click()
+        await expect(row).to_contain_text("active")
         await row.get_by_role("button", name="Disable").click()
         await expect(row).to_contain_text("disabled")
         saved = await page.evaluate("JSON.parse(sessionStorage.getItem('tollgate.session')).token")

@@ -178,7 +178,7 @@ async def test_settings_are_stored_once(store: Store) -> None:
     assert await store.get_setting("k") == "first"
 
 
-async def test_accounts_names_listing_and_disabling(store: Store) -> None:
+async def test_accounts_names_listing_and_updates(store: Store) -> None:
     assert await store.accounts.insert_account(_account("acc_b", name="bob"), "h1")
     assert await store.accounts.insert_account(_account("acc_a", name="alice"), "h2")
     assert not await store.accounts.insert_account(_account("acc_c", name="bob"), "h3")
@@ -187,9 +187,15 @@ async def test_accounts_names_listing_and_disabling(store: Store) -> None:
     assert [a.id for a in await store.accounts.list_accounts("acc_a", 10)] == ["acc_b"]
     credentials = await store.accounts.credentials("bob")
     assert credentials is not None and (credentials.account_id, credentials.password_hash) == ("acc_b", "h1")
-    disabled = await store.accounts.set_account_disabled("acc_b", True)
+    disabled = await store.accounts.update_account("acc_b", {"disabled": True})
     assert disabled is not None and disabled.disabled
     assert await store.accounts.get_account("nope") is None
+    changed = await store.accounts.update_account("acc_b", {"disabled": False, "discount": "0.85"})
+    assert changed is not None and (changed.disabled, changed.discount) == (False, "0.85")
+    assert await store.accounts.update_account("nope", {"discount": "0.5"}) is None
+    with pytest.raises(ValueError, match="balance_micros"):
+        await store.accounts.update_account("acc_b", {"balance_micros": 10**9})
+    assert (await store.accounts.get_account("acc_b")) == changed
 
 
 async def test_credits_are_idempotent_even_when_replayed_concurrently(store: Store) -> None:
@@ -222,7 +228,7 @@ async def test_tokens_round_trip_and_are_scoped_by_account(store: Store) -> None
     assert await store.tokens.delete_token("acc_1", "tok_1", NOW)
     assert not await store.tokens.delete_token("acc_1", "tok_1", NOW)
     assert await store.tokens.find_token_by_key_hash("hash-tok_1") is None
-    await store.accounts.set_account_disabled("acc_1", True)
+    await store.accounts.update_account("acc_1", {"disabled": True})
     assert await store.tokens.find_token_by_key_hash("hash-tok_2") == (_token("tok_2", "acc_1"), True)
 
 
@@ -234,7 +240,7 @@ async def test_sessions_expire_and_die_with_their_account(store: Store) -> None:
         await store.sessions.insert_session(session, NOW)
     assert await store.sessions.find_session("s-user", NOW) == user
     assert await store.sessions.find_session("s-user", NOW + timedelta(hours=2)) is None
-    await store.accounts.set_account_disabled("acc_1", True)
+    await store.accounts.update_account("acc_1", {"disabled": True})
     assert await store.sessions.find_session("s-user", NOW) is None
     assert await store.sessions.find_session("s-op", NOW) == operator
     await store.sessions.delete_session("s-op")
@@ -265,7 +271,7 @@ async def test_a_hold_is_sized_from_the_funds_it_reads_and_a_refusal_writes_noth
 
 async def test_a_disabled_account_gets_no_hold(store: Store) -> None:
     await _funded(store, 10_000)
-    await store.accounts.set_account_disabled("acc_1", True)
+    await store.accounts.update_account("acc_1", {"disabled": True})
     assert not await _place(store, _hold("req_1", 1))
 
 

@@ -66,7 +66,7 @@ async def test_a_locked_row_is_unavailable_within_seconds(
             other.execute("SELECT id FROM accounts FOR UPDATE")
             started = time.monotonic()
             with pytest.raises(DatabaseUnavailableError, match="busy"):
-                await impatient.accounts.set_account_disabled("acc_1", True)
+                await impatient.accounts.update_account("acc_1", {"disabled": True})
             assert time.monotonic() - started < 3
     finally:
         await impatient.close()
@@ -76,7 +76,9 @@ async def test_a_full_pool_is_unavailable_within_its_timeout(postgres_url: str, 
     options = DatabaseConfig(pool_size=1, pool_timeout_seconds=0.5, lock_timeout_seconds=5)
     tiny = await PostgresStore.open(postgres_url, options)
     try:
-        stuck = asyncio.create_task(tiny.accounts.set_account_disabled("acc_1", True))  # takes the only connection
+        stuck = asyncio.create_task(
+            tiny.accounts.update_account("acc_1", {"disabled": True})
+        )  # takes the only connection
         await asyncio.sleep(0.2)
         started = time.monotonic()
         with pytest.raises(DatabaseUnavailableError, match="cannot be reached"):

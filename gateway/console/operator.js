@@ -1,4 +1,4 @@
-// Operator: accounts, credit a balance (one Idempotency-Key per form submission), disable an account.
+// Operator: accounts, credit a balance (one Idempotency-Key per form submission), set a discount, disable or enable.
 import { call, get } from "/console/api.js";
 import { el, errorBox, table, usd, when } from "/console/format.js";
 
@@ -24,12 +24,38 @@ function creditForm(account, refresh) {
   return form;
 }
 
-function disableButton(account, refresh) {
-  const button = el("button", { type: "button", disabled: account.disabled }, "Disable");
+// PATCH sends only the fields in `changes`: the others stay as they are.
+function update(account, changes) {
+  return call("PATCH", `/api/v1/accounts/${encodeURIComponent(account.id)}`, { body: changes });
+}
+
+function discountForm(account, refresh) {
+  const discount = el("input", { name: "discount", inputmode: "decimal", value: account.discount, required: true, size: "5", "aria-label": `Discount of ${account.name}` });
+  const status = el("span");
+  const form = el("form", { class: "discount" }, discount, " ", el("button", { type: "submit" }, "Set"), status);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await update(account, { discount: discount.value.trim() });
+      await refresh();
+    } catch (error) {
+      status.replaceChildren(errorBox(error));
+    }
+  });
+  return form;
+}
+
+function statusButton(account, refresh) {
+  const label = account.disabled ? "Enable" : "Disable";
+  const button = el("button", { type: "button" }, label);
   button.addEventListener("click", async () => {
-    if (!confirm(`Disable the account “${account.name}”? Its tokens and sessions stop working at once.`)) return;
-    await call("POST", `/api/v1/accounts/${encodeURIComponent(account.id)}:disable`, { body: {} }).catch((e) => button.after(errorBox(e)));
-    await refresh();
+    if (!account.disabled && !confirm(`Disable the account “${account.name}”? Its tokens and sessions stop working at once.`)) return;
+    try {
+      await update(account, { disabled: !account.disabled });
+      await refresh();
+    } catch (error) {
+      button.after(errorBox(error));
+    }
   });
   return button;
 }
@@ -48,8 +74,9 @@ export async function operatorPage() {
             ["Available", (a) => usd(a.available_micros), "num"],
             ["Created", (a) => when(a.create_time)],
             ["Status", (a) => (a.disabled ? "disabled" : "active")],
+            ["Discount", (a) => discountForm(a, refresh)],
             ["Credit", (a) => creditForm(a, refresh)],
-            ["", (a) => disableButton(a, refresh)],
+            ["", (a) => statusButton(a, refresh)],
           ],
           reply.accounts,
           "No accounts yet: create one with `tollgate account create NAME` or POST /api/v1/accounts.",

@@ -1,9 +1,11 @@
-"""Accounts: opening them, disabling them, and crediting balances exactly once per idempotency key."""
+"""Accounts: opening them, changing their discount, disabling them, and crediting balances once per key."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from server.domain.clock import utcnow
 from server.domain.ids import new_id
@@ -58,12 +60,20 @@ class Accounts:
         accounts = accounts[:limit]
         return Page(accounts, encode_page_token(accounts[-1].id) if more else "")
 
-    async def disable(self, account_id: str) -> Account:
-        account = await self._store.set_account_disabled(account_id, True)
+    async def update(self, account_id: str, changes: Mapping[str, Any]) -> Account:
+        """Sets `discount` or `disabled`. A request's price is fixed by its hold, so one already running keeps the
+        discount it started with; the account's keys are looked up again at once when `disabled` changes."""
+        if "discount" in changes:
+            changes = {**changes, "discount": str(parse_multiplier(changes["discount"], param="discount"))}
+        account = await self._store.update_account(account_id, changes)
         if account is None:
             raise NotFoundError("no such account", param="account_id")
-        await self._cache.revoke_account(account_id)
+        if "disabled" in changes:
+            await self._cache.revoke_account(account_id)
         return account
+
+    async def disable(self, account_id: str) -> Account:
+        return await self.update(account_id, {"disabled": True})
 
     async def credit(
         self, account_id: str, amount_usd: str, reason: str, idempotency_key: str, actor: str

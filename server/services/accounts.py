@@ -10,9 +10,14 @@ from tollgate.v1 import account_pb2, account_pb2_grpc
 from server.domain.accounts import Accounts
 from server.domain.sessions import Sessions
 from server.interceptors import current_client_ip, current_principal, metadata_value
-from server.services.convert import account_message, ledger_entry_message, timestamp
+from server.services.convert import Writable, account_message, ledger_entry_message, masked_changes, timestamp
 
 Context = grpc.aio.ServicerContext[Any, Any]
+
+_WRITABLE: Writable[account_pb2.Account] = {
+    "discount": ("discount", lambda account: account.discount),
+    "disabled": ("disabled", lambda account: account.disabled),
+}
 
 
 class AccountServicer(account_pb2_grpc.AccountServiceServicer):
@@ -46,6 +51,13 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
     ) -> account_pb2.DisableAccountResponse:
         account = await self._accounts.disable(request.account_id)
         return account_pb2.DisableAccountResponse(account=account_message(account))
+
+    async def UpdateAccount(
+        self, request: account_pb2.UpdateAccountRequest, context: Context
+    ) -> account_pb2.UpdateAccountResponse:
+        changes = masked_changes(request.account, request.update_mask, _WRITABLE, "account.")
+        account = await self._accounts.update(request.account_id, changes)
+        return account_pb2.UpdateAccountResponse(account=account_message(account))
 
     async def CreditAccount(
         self, request: account_pb2.CreditAccountRequest, context: Context

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from google.api import field_behavior_pb2
-from google.protobuf import message, timestamp_pb2
+from google.protobuf import field_mask_pb2, message, timestamp_pb2
 from tollgate.v1 import account_pb2, token_pb2
 
 from server.domain.money import format_usd
@@ -76,6 +78,27 @@ def token_message(token: ApiToken) -> token_pb2.Token:
         last_used_time=timestamp(token.last_used_at),
         account_id=token.account_id,
     )
+
+
+_Body = TypeVar("_Body", bound=message.Message)
+Writable = Mapping[str, tuple[str, Callable[[_Body], Any]]]
+"""An Update call's writable update_mask paths → the record field each sets, and how its value is read."""
+
+
+def masked_changes(
+    body: _Body, mask: field_mask_pb2.FieldMask, writable: Writable[_Body], param_prefix: str
+) -> dict[str, Any]:
+    """The changes an Update call asks for: every path of its mask, each writable, read from its body."""
+    reject_output_only(body, param_prefix)
+    if not mask.paths:
+        raise InvalidArgumentError("update_mask must name the fields to change", param="update_mask")
+    changes: dict[str, Any] = {}
+    for path in mask.paths:
+        if path not in writable:
+            raise InvalidArgumentError(f"{path!r} cannot be changed", param="update_mask")
+        field, read = writable[path]
+        changes[field] = read(body)
+    return changes
 
 
 def reject_output_only(body: message.Message, param_prefix: str = "") -> None:

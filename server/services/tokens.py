@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -14,12 +13,12 @@ from server.domain.records import TokenSettings
 from server.domain.tokens import Tokens
 from server.errors import InvalidArgumentError
 from server.interceptors import current_principal
-from server.services.convert import from_timestamp, reject_output_only, token_message
+from server.services.convert import Writable, from_timestamp, masked_changes, reject_output_only, token_message
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 # update_mask path → how the value is read from the Token message, as a TokenSettings field.
-_WRITABLE: dict[str, tuple[str, Callable[[token_pb2.Token], Any]]] = {
+_WRITABLE: Writable[token_pb2.Token] = {
     "name": ("name", lambda token: token.name),
     "spend_cap_usd": ("spend_cap_micros", lambda token: _cap(token)),
     "expire_time": ("expires_at", lambda token: _expiry(token)),
@@ -79,16 +78,7 @@ class TokenServicer(token_pb2_grpc.TokenServiceServicer):
     async def UpdateToken(
         self, request: token_pb2.UpdateTokenRequest, context: Context
     ) -> token_pb2.UpdateTokenResponse:
-        reject_output_only(request.token, "token.")
-        paths = list(request.update_mask.paths)
-        if not paths:
-            raise InvalidArgumentError("update_mask must name the fields to change", param="update_mask")
-        changes: dict[str, Any] = {}
-        for path in paths:
-            if path not in _WRITABLE:
-                raise InvalidArgumentError(f"{path!r} cannot be changed", param="update_mask")
-            field, read = _WRITABLE[path]
-            changes[field] = read(request.token)
+        changes = masked_changes(request.token, request.update_mask, _WRITABLE, "token.")
         token = await self._tokens.update(current_principal().account_id, request.token_id, changes)
         return token_pb2.UpdateTokenResponse(token=token_message(token))
 

@@ -70,7 +70,9 @@ class AccountStore(Protocol):
 
     async def credentials(self, name: str) -> Credentials | None: ...
 
-    async def set_account_disabled(self, account_id: str, disabled: bool) -> Account | None: ...
+    async def update_account(self, account_id: str, changes: Mapping[str, Any]) -> Account | None:
+        """Sets `disabled` or `discount` (the keys of `changes`); None when no such account."""
+        ...
 
     async def apply_credit(self, credit: Credit) -> tuple[LedgerEntry, str] | None:
         """Records the credit once per idempotency key, atomically with the balance change.

@@ -24,10 +24,11 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tollgate/v1/account.proto\x12\x0btollgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x02\n\x07\x41\x63\x63ount\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n\x08\x64isabled\x18\x03 \x01(\x08R\x08\x64isabled\x12%\n\x0e\x62\x61lance_micros\x18\x04 \x01(\x03R\rbalanceMicros\x12\x1f\n\x0b\x62\x61lance_usd\x18\x05 \x01(\tR\nbalanceUsd\x12\x1f\n\x0bheld_micros\x18\x06 \x01(\x03R\nheldMicros\x12\x19\n\x08held_usd\x18\x07 \x01(\tR\x07heldUsd\x12)\n\x10\x61vailable_micros\x18\x08 \x01(\x03R\x0f\x61vailableMicros\x12#\n\ravailable_usd\x18\t \x01(\tR\x0c\x61vailableUsd\x12\x1a\n\x08\x64iscount\x18\n \x01(\tR\x08\x64iscount\x12;\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"\xff\x01\n\x0bLedgerEntry\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\naccount_id\x18\x02 \x01(\tR\taccountId\x12#\n\ramount_micros\x18\x03 \x01(\x03R\x0c\x61mountMicros\x12\x1d\n\namount_usd\x18\x04 \x01(\tR\tamountUsd\x12\x12\n\x04kind\x18\x05 \x01(\tR\x04kind\x12\x14\n\x05\x61\x63tor\x18\x06 \x01(\tR\x05\x61\x63tor\x12\x16\n\x06reason\x18\x07 \x01(\tR\x06reason\x12;\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"n\n\x14\x43reateAccountRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\x12 \n\x08password\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x08password\x12\x1a\n\x08\x64iscount\x18\x03 \x01(\tR\x08\x64iscount\"G\n\x15\x43reateAccountResponse\x12.\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.tollgate.v1.AccountR\x07\x61\x63\x63ount\"Q\n\x13ListAccountsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"p\n\x14ListAccountsResponse\x12\x30\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x14.tollgate.v1.AccountR\x08\x61\x63\x63ounts\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"2\n\x11GetAccountRequest\x12\x1d\n\naccount_id\x18\x01 \x01(\tR\taccountId\"D\n\x12GetAccountResponse\x12.\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.tollgate.v1.AccountR\x07\x61\x63\x63ount\"6\n\x15\x44isableAccountRequest\x12\x1d\n\naccount_id\x18\x01 \x01(\tR\taccountId\"H\n\x16\x44isableAccountResponse\x12.\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.tollgate.v1.AccountR\x07\x61\x63\x63ount\"r\n\x14\x43reditAccountRequest\x12\x1d\n\naccount_id\x18\x01 \x01(\tR\taccountId\x12#\n\namount_usd\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\tamountUsd\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\"w\n\x15\x43reditAccountResponse\x12.\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x18.tollgate.v1.LedgerEntryR\x05\x65ntry\x12.\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x14.tollgate.v1.AccountR\x07\x61\x63\x63ount\"R\n\x14\x43reateSessionRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\x12 \n\x08password\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x08password\"\x98\x01\n\x15\x43reateSessionResponse\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\x12;\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12\x1d\n\naccount_id\x18\x03 \x01(\tR\taccountId\"\x16\n\x14\x44\x65leteSessionRequest\"\x17\n\x15\x44\x65leteSessionResponse2\xf1\x06\n\x0e\x41\x63\x63ountService\x12s\n\rCreateAccount\x12!.tollgate.v1.CreateAccountRequest\x1a\".tollgate.v1.CreateAccountResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/api/v1/accounts:\x01*\x12m\n\x0cListAccounts\x12 .tollgate.v1.ListAccountsRequest\x1a!.tollgate.v1.ListAccountsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/api/v1/accounts\x12t\n\nGetAccount\x12\x1e.tollgate.v1.GetAccountRequest\x1a\x1f.tollgate.v1.GetAccountResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/v1/accounts/{account_id}\x12\x8b\x01\n\x0e\x44isableAccount\x12\".tollgate.v1.DisableAccountRequest\x1a#.tollgate.v1.DisableAccountResponse\"0\x82\xd3\xe4\x93\x02*\"%/api/v1/accounts/{account_id}:disable:\x01*\x12\x87\x01\n\rCreditAccount\x12!.tollgate.v1.CreditAccountRequest\x1a\".tollgate.v1.CreditAccountResponse\"/\x82\xd3\xe4\x93\x02)\"$/api/v1/accounts/{account_id}:credit:\x01*\x12s\n\rCreateSession\x12!.tollgate.v1.CreateSessionRequest\x1a\".tollgate.v1.CreateSessionResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/api/v1/sessions:\x01*\x12x\n\rDeleteSession\x12!.tollgate.v1.DeleteSessionRequest\x1a\".tollgate.v1.DeleteSessionResponse\" \x82\xd3\xe4\x93\x02\x1a*\x18/api/v1/sessions/currentb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tollgate/v1/account.proto\x12\x0btollgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x02\n\x07\x41\x63\x63ount\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n\x08\x64isabled\x18\x03 \x01(\x08R\x08\x64isabled\x12%\n\x0e\x62\x61lance_micros\x18\x04 \x01(\x03R\rbalanceMicros\x12\x1f\n\x0b\x62\x61lance_usd\x18\x05 \x01(\tR\nbalanceUsd\x12\x1f\n\x0bheld_micros\x18\x06 \x01(\x03R\nheldMicros\x12\x19\n\x08held_usd\x18\x07 \x01(\tR\x07heldUsd\x12)\n\x10\x61vailable_micros\x18\x08 \x01(\x03R\x0f\x61vailableMicros\x12#\n\ravailable_usd\x18\t \x01(\tR\x0c\x61vailableUsd\x12\x1a\n\x08\x64iscount\x18\n \x01(\tR\x08\x64iscount\x12;\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"\xff\x01\n\x0bLedgerEntry\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\naccount_id\x18\x02 \x01(\tR\taccountId\x12#\n\ramount_micros\x18\x03 \x01(\x03R\x0c\x61mountMicros\x12\x1d\n\namount_usd\x18\x04 \x01(\tR\tamountUsd\x12\x12\n\x04kind\x18\x05 \x01(\tR\x04kind\x12\x14\n\x05\x61\x63tor\x18\x06 \x01(\tR\x05\x61\x63tor\x12\x16\n\x06reason\x18\x07 \x01(\tR\x06reason\x12;\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"n\n\x14\x43reateAccountRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\x12 \n\x08password\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x08password\x12\x1a\n\x08\x64iscount\x18\x03 \x01(\tR\x08\x64iscount\"G\n\x15\x43reateAccountResponse\x12.\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.tollgate.v1.AccountR\x07\x61\x63\x63ount\"Q\n\x13ListAccountsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"p\n\x14ListAccountsResponse\x12\x30\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x14.tollgate.v1.AccountR\x08\x61\x63\x63ounts\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"2\n\x11GetAccountRequest\x12\x1d\n\naccount_id\x18\x01 \x01(\tR\taccountId\"D\n\x12GetAccountResponse\x12.\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.tollgate.v1.AccountR\x07\x61\x63\x63ount\"6\n\x15\x44isableAccountRequest\x12\x1d\n\naccount_id\x18\x01 \x01(\tR\taccountId\"H\n\x16\x44isableAccountResponse\x12.\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.tollgate.v1.AccountR\x07\x61\x63\x63ount\"\xa8\x01\n\x14UpdateAccountRequest\x12\x1d\n\naccount_id\x18\x01 \x01(\tR\taccountId\x12\x34\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x14.tollgate.v1.AccountB\x04\xe2\x41\x01\x02R\x07\x61\x63\x63ount\x12;\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"G\n\x15UpdateAccountResponse\x12.\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.tollgate.v1.AccountR\x07\x61\x63\x63ount\"r\n\x14\x43reditAccountRequest\x12\x1d\n\naccount_id\x18\x01 \x01(\tR\taccountId\x12#\n\namount_usd\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\tamountUsd\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\"w\n\x15\x43reditAccountResponse\x12.\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x18.tollgate.v1.LedgerEntryR\x05\x65ntry\x12.\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x14.tollgate.v1.AccountR\x07\x61\x63\x63ount\"R\n\x14\x43reateSessionRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\x12 \n\x08password\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x08password\"\x98\x01\n\x15\x43reateSessionResponse\x12#\n\rsession_token\x18\x01 \x01(\tR\x0csessionToken\x12;\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12\x1d\n\naccount_id\x18\x03 \x01(\tR\taccountId\"\x16\n\x14\x44\x65leteSessionRequest\"\x17\n\x15\x44\x65leteSessionResponse2\xfa\x07\n\x0e\x41\x63\x63ountService\x12s\n\rCreateAccount\x12!.tollgate.v1.CreateAccountRequest\x1a\".tollgate.v1.CreateAccountResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/api/v1/accounts:\x01*\x12m\n\x0cListAccounts\x12 .tollgate.v1.ListAccountsRequest\x1a!.tollgate.v1.ListAccountsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/api/v1/accounts\x12t\n\nGetAccount\x12\x1e.tollgate.v1.GetAccountRequest\x1a\x1f.tollgate.v1.GetAccountResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/v1/accounts/{account_id}\x12\x8b\x01\n\x0e\x44isableAccount\x12\".tollgate.v1.DisableAccountRequest\x1a#.tollgate.v1.DisableAccountResponse\"0\x82\xd3\xe4\x93\x02*\"%/api/v1/accounts/{account_id}:disable:\x01*\x12\x86\x01\n\rUpdateAccount\x12!.tollgate.v1.UpdateAccountRequest\x1a\".tollgate.v1.UpdateAccountResponse\".\x82\xd3\xe4\x93\x02(2\x1d/api/v1/accounts/{account_id}:\x07\x61\x63\x63ount\x12\x87\x01\n\rCreditAccount\x12!.tollgate.v1.CreditAccountRequest\x1a\".tollgate.v1.CreditAccountResponse\"/\x82\xd3\xe4\x93\x02)\"$/api/v1/accounts/{account_id}:credit:\x01*\x12s\n\rCreateSession\x12!.tollgate.v1.CreateSessionRequest\x1a\".tollgate.v1.CreateSessionResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/api/v1/sessions:\x01*\x12x\n\rDeleteSession\x12!.tollgate.v1.DeleteSessionRequest\x1a\".tollgate.v1.DeleteSessionResponse\" \x82\xd3\xe4\x93\x02\x1a*\x18/api/v1/sessions/currentb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,6 +41,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEACCOUNTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
   _globals['_CREATEACCOUNTREQUEST'].fields_by_name['password']._loaded_options = None
   _globals['_CREATEACCOUNTREQUEST'].fields_by_name['password']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEACCOUNTREQUEST'].fields_by_name['account']._loaded_options = None
+  _globals['_UPDATEACCOUNTREQUEST'].fields_by_name['account']._serialized_options = b'\342A\001\002'
   _globals['_CREDITACCOUNTREQUEST'].fields_by_name['amount_usd']._loaded_options = None
   _globals['_CREDITACCOUNTREQUEST'].fields_by_name['amount_usd']._serialized_options = b'\342A\001\002'
   _globals['_CREATESESSIONREQUEST'].fields_by_name['name']._loaded_options = None
@@ -54,44 +57,50 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACCOUNTSERVICE'].methods_by_name['GetAccount']._serialized_options = b'\202\323\344\223\002\037\022\035/api/v1/accounts/{account_id}'
   _globals['_ACCOUNTSERVICE'].methods_by_name['DisableAccount']._loaded_options = None
   _globals['_ACCOUNTSERVICE'].methods_by_name['DisableAccount']._serialized_options = b'\202\323\344\223\002*\"%/api/v1/accounts/{account_id}:disable:\001*'
+  _globals['_ACCOUNTSERVICE'].methods_by_name['UpdateAccount']._loaded_options = None
+  _globals['_ACCOUNTSERVICE'].methods_by_name['UpdateAccount']._serialized_options = b'\202\323\344\223\002(2\035/api/v1/accounts/{account_id}:\007account'
   _globals['_ACCOUNTSERVICE'].methods_by_name['CreditAccount']._loaded_options = None
   _globals['_ACCOUNTSERVICE'].methods_by_name['CreditAccount']._serialized_options = b'\202\323\344\223\002)\"$/api/v1/accounts/{account_id}:credit:\001*'
   _globals['_ACCOUNTSERVICE'].methods_by_name['CreateSession']._loaded_options = None
   _globals['_ACCOUNTSERVICE'].methods_by_name['CreateSession']._serialized_options = b'\202\323\344\223\002\025\"\020/api/v1/sessions:\001*'
   _globals['_ACCOUNTSERVICE'].methods_by_name['DeleteSession']._loaded_options = None
   _globals['_ACCOUNTSERVICE'].methods_by_name['DeleteSession']._serialized_options = b'\202\323\344\223\002\032*\030/api/v1/sessions/current'
-  _globals['_ACCOUNT']._serialized_start=139
-  _globals['_ACCOUNT']._serialized_end=519
-  _globals['_LEDGERENTRY']._serialized_start=522
-  _globals['_LEDGERENTRY']._serialized_end=777
-  _globals['_CREATEACCOUNTREQUEST']._serialized_start=779
-  _globals['_CREATEACCOUNTREQUEST']._serialized_end=889
-  _globals['_CREATEACCOUNTRESPONSE']._serialized_start=891
-  _globals['_CREATEACCOUNTRESPONSE']._serialized_end=962
-  _globals['_LISTACCOUNTSREQUEST']._serialized_start=964
-  _globals['_LISTACCOUNTSREQUEST']._serialized_end=1045
-  _globals['_LISTACCOUNTSRESPONSE']._serialized_start=1047
-  _globals['_LISTACCOUNTSRESPONSE']._serialized_end=1159
-  _globals['_GETACCOUNTREQUEST']._serialized_start=1161
-  _globals['_GETACCOUNTREQUEST']._serialized_end=1211
-  _globals['_GETACCOUNTRESPONSE']._serialized_start=1213
-  _globals['_GETACCOUNTRESPONSE']._serialized_end=1281
-  _globals['_DISABLEACCOUNTREQUEST']._serialized_start=1283
-  _globals['_DISABLEACCOUNTREQUEST']._serialized_end=1337
-  _globals['_DISABLEACCOUNTRESPONSE']._serialized_start=1339
-  _globals['_DISABLEACCOUNTRESPONSE']._serialized_end=1411
-  _globals['_CREDITACCOUNTREQUEST']._serialized_start=1413
-  _globals['_CREDITACCOUNTREQUEST']._serialized_end=1527
-  _globals['_CREDITACCOUNTRESPONSE']._serialized_start=1529
-  _globals['_CREDITACCOUNTRESPONSE']._serialized_end=1648
-  _globals['_CREATESESSIONREQUEST']._serialized_start=1650
-  _globals['_CREATESESSIONREQUEST']._serialized_end=1732
-  _globals['_CREATESESSIONRESPONSE']._serialized_start=1735
-  _globals['_CREATESESSIONRESPONSE']._serialized_end=1887
-  _globals['_DELETESESSIONREQUEST']._serialized_start=1889
-  _globals['_DELETESESSIONREQUEST']._serialized_end=1911
-  _globals['_DELETESESSIONRESPONSE']._serialized_start=1913
-  _globals['_DELETESESSIONRESPONSE']._serialized_end=1936
-  _globals['_ACCOUNTSERVICE']._serialized_start=1939
-  _globals['_ACCOUNTSERVICE']._serialized_end=2820
+  _globals['_ACCOUNT']._serialized_start=173
+  _globals['_ACCOUNT']._serialized_end=553
+  _globals['_LEDGERENTRY']._serialized_start=556
+  _globals['_LEDGERENTRY']._serialized_end=811
+  _globals['_CREATEACCOUNTREQUEST']._serialized_start=813
+  _globals['_CREATEACCOUNTREQUEST']._serialized_end=923
+  _globals['_CREATEACCOUNTRESPONSE']._serialized_start=925
+  _globals['_CREATEACCOUNTRESPONSE']._serialized_end=996
+  _globals['_LISTACCOUNTSREQUEST']._serialized_start=998
+  _globals['_LISTACCOUNTSREQUEST']._serialized_end=1079
+  _globals['_LISTACCOUNTSRESPONSE']._serialized_start=1081
+  _globals['_LISTACCOUNTSRESPONSE']._serialized_end=1193
+  _globals['_GETACCOUNTREQUEST']._serialized_start=1195
+  _globals['_GETACCOUNTREQUEST']._serialized_end=1245
+  _globals['_GETACCOUNTRESPONSE']._serialized_start=1247
+  _globals['_GETACCOUNTRESPONSE']._serialized_end=1315
+  _globals['_DISABLEACCOUNTREQUEST']._serialized_start=1317
+  _globals['_DISABLEACCOUNTREQUEST']._serialized_end=1371
+  _globals['_DISABLEACCOUNTRESPONSE']._serialized_start=1373
+  _globals['_DISABLEACCOUNTRESPONSE']._serialized_end=1445
+  _globals['_UPDATEACCOUNTREQUEST']._serialized_start=1448
+  _globals['_UPDATEACCOUNTREQUEST']._serialized_end=1616
+  _globals['_UPDATEACCOUNTRESPONSE']._serialized_start=1618
+  _globals['_UPDATEACCOUNTRESPONSE']._serialized_end=1689
+  _globals['_CREDITACCOUNTREQUEST']._serialized_start=1691
+  _globals['_CREDITACCOUNTREQUEST']._serialized_end=1805
+  _globals['_CREDITACCOUNTRESPONSE']._serialized_start=1807
+  _globals['_CREDITACCOUNTRESPONSE']._serialized_end=1926
+  _globals['_CREATESESSIONREQUEST']._serialized_start=1928
+  _globals['_CREATESESSIONREQUEST']._serialized_end=2010
+  _globals['_CREATESESSIONRESPONSE']._serialized_start=2013
+  _globals['_CREATESESSIONRESPONSE']._serialized_end=2165
+  _globals['_DELETESESSIONREQUEST']._serialized_start=2167
+  _globals['_DELETESESSIONREQUEST']._serialized_end=2189
+  _globals['_DELETESESSIONRESPONSE']._serialized_start=2191
+  _globals['_DELETESESSIONRESPONSE']._serialized_end=2214
+  _globals['_ACCOUNTSERVICE']._serialized_start=2217
+  _globals['_ACCOUNTSERVICE']._serialized_end=3235
 # @@protoc_insertion_point(module_scope)

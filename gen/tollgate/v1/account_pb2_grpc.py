@@ -56,6 +56,11 @@ class AccountServiceStub:
                 request_serializer=tollgate_dot_v1_dot_account__pb2.DisableAccountRequest.SerializeToString,
                 response_deserializer=tollgate_dot_v1_dot_account__pb2.DisableAccountResponse.FromString,
                 _registered_method=True)
+        self.UpdateAccount = channel.unary_unary(
+                '/tollgate.v1.AccountService/UpdateAccount',
+                request_serializer=tollgate_dot_v1_dot_account__pb2.UpdateAccountRequest.SerializeToString,
+                response_deserializer=tollgate_dot_v1_dot_account__pb2.UpdateAccountResponse.FromString,
+                _registered_method=True)
         self.CreditAccount = channel.unary_unary(
                 '/tollgate.v1.AccountService/CreditAccount',
                 request_serializer=tollgate_dot_v1_dot_account__pb2.CreditAccountRequest.SerializeToString,
@@ -106,6 +111,16 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateAccount(self, request, context):
+        """Operator: changes an account's discount, or disables or enables it. Only the fields named in
+        update_mask change (over REST, without a mask: the fields present in the body); only `discount`
+        and `disabled` can be changed. Requests already running keep the discount they started with;
+        disabling stops the account's tokens and sessions at once, enabling lets them work again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreditAccount(self, request, context):
         """Operator: adds money to a balance. Requires `idempotency-key` metadata (the Idempotency-Key
         header over REST): the same key and body credit once; the same key with another body is refused.
@@ -150,6 +165,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.DisableAccount,
                     request_deserializer=tollgate_dot_v1_dot_account__pb2.DisableAccountRequest.FromString,
                     response_serializer=tollgate_dot_v1_dot_account__pb2.DisableAccountResponse.SerializeToString,
+            ),
+            'UpdateAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAccount,
+                    request_deserializer=tollgate_dot_v1_dot_account__pb2.UpdateAccountRequest.FromString,
+                    response_serializer=tollgate_dot_v1_dot_account__pb2.UpdateAccountResponse.SerializeToString,
             ),
             'CreditAccount': grpc.unary_unary_rpc_method_handler(
                     servicer.CreditAccount,
@@ -277,6 +297,33 @@ class AccountService:
             '/tollgate.v1.AccountService/DisableAccount',
             tollgate_dot_v1_dot_account__pb2.DisableAccountRequest.SerializeToString,
             tollgate_dot_v1_dot_account__pb2.DisableAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.v1.AccountService/UpdateAccount',
+            tollgate_dot_v1_dot_account__pb2.UpdateAccountRequest.SerializeToString,
+            tollgate_dot_v1_dot_account__pb2.UpdateAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

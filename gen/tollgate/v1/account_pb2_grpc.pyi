@@ -43,6 +43,12 @@ class AccountServiceStub:
     """Operator: describes one account."""
     DisableAccount: _grpc.UnaryUnaryMultiCallable[_account_pb2.DisableAccountRequest, _account_pb2.DisableAccountResponse]
     """Operator: disables an account; its tokens and sessions stop working at once."""
+    UpdateAccount: _grpc.UnaryUnaryMultiCallable[_account_pb2.UpdateAccountRequest, _account_pb2.UpdateAccountResponse]
+    """Operator: changes an account's discount, or disables or enables it. Only the fields named in
+    update_mask change (over REST, without a mask: the fields present in the body); only `discount`
+    and `disabled` can be changed. Requests already running keep the discount they started with;
+    disabling stops the account's tokens and sessions at once, enabling lets them work again.
+    """
     CreditAccount: _grpc.UnaryUnaryMultiCallable[_account_pb2.CreditAccountRequest, _account_pb2.CreditAccountResponse]
     """Operator: adds money to a balance. Requires `idempotency-key` metadata (the Idempotency-Key
     header over REST): the same key and body credit once; the same key with another body is refused.
@@ -67,6 +73,12 @@ class AccountServiceAsyncStub(AccountServiceStub):
     """Operator: describes one account."""
     DisableAccount: _aio.UnaryUnaryMultiCallable[_account_pb2.DisableAccountRequest, _account_pb2.DisableAccountResponse]  # type: ignore[assignment]
     """Operator: disables an account; its tokens and sessions stop working at once."""
+    UpdateAccount: _aio.UnaryUnaryMultiCallable[_account_pb2.UpdateAccountRequest, _account_pb2.UpdateAccountResponse]  # type: ignore[assignment]
+    """Operator: changes an account's discount, or disables or enables it. Only the fields named in
+    update_mask change (over REST, without a mask: the fields present in the body); only `discount`
+    and `disabled` can be changed. Requests already running keep the discount they started with;
+    disabling stops the account's tokens and sessions at once, enabling lets them work again.
+    """
     CreditAccount: _aio.UnaryUnaryMultiCallable[_account_pb2.CreditAccountRequest, _account_pb2.CreditAccountResponse]  # type: ignore[assignment]
     """Operator: adds money to a balance. Requires `idempotency-key` metadata (the Idempotency-Key
     header over REST): the same key and body credit once; the same key with another body is refused.
@@ -112,6 +124,18 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_account_pb2.DisableAccountResponse, _abc.Awaitable[_account_pb2.DisableAccountResponse]]:
         """Operator: disables an account; its tokens and sessions stop working at once."""
+
+    @_abc_1.abstractmethod
+    def UpdateAccount(
+        self,
+        request: _account_pb2.UpdateAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.UpdateAccountResponse, _abc.Awaitable[_account_pb2.UpdateAccountResponse]]:
+        """Operator: changes an account's discount, or disables or enables it. Only the fields named in
+        update_mask change (over REST, without a mask: the fields present in the body); only `discount`
+        and `disabled` can be changed. Requests already running keep the discount they started with;
+        disabling stops the account's tokens and sessions at once, enabling lets them work again.
+        """
 
     @_abc_1.abstractmethod
     def CreditAccount(

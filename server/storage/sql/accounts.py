@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from server.domain.records import Account, Credentials, Credit, LedgerEntry
-from server.storage.sql.database import Database, Dialect, Row
+from server.storage.sql.database import Database, Dialect, Row, set_clause
 
 _ACCOUNT_COLUMNS = "id, name, disabled, balance_micros, held_micros, discount, created_at"
+_UPDATABLE = ("disabled", "discount")
 
 
 def _account(row: Row, dialect: Dialect) -> Account:
@@ -70,8 +74,10 @@ class SqlAccounts:
         row = await self._db.fetchone("SELECT id, password_hash, disabled FROM accounts WHERE name = ?", (name,))
         return None if row is None else Credentials(row[0], row[1], bool(row[2]))
 
-    async def set_account_disabled(self, account_id: str, disabled: bool) -> Account | None:
-        await self._db.execute("UPDATE accounts SET disabled = ? WHERE id = ?", (disabled, account_id))
+    async def update_account(self, account_id: str, changes: Mapping[str, Any]) -> Account | None:
+        assignments = set_clause(changes, _UPDATABLE, "account settings")
+        if changes:
+            await self._db.execute(f"UPDATE accounts SET {assignments} WHERE id = ?", (*changes.values(), account_id))
         return await self.get_account(account_id)
 
     async def apply_credit(self, credit: Credit) -> tuple[LedgerEntry, str] | None:

@@ -6,7 +6,7 @@ translates the placeholders and says how it stores times and lists (its `Dialect
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -15,6 +15,14 @@ from server.storage.migrations import Migration
 
 Row = Sequence[Any]
 Params = Sequence[Any]
+
+
+def set_clause(changes: Mapping[str, Any], columns: Collection[str], what: str) -> str:
+    """`a = ?, b = ?` for the keys of `changes`, each one of `columns`: a caller's text never reaches the SQL."""
+    unknown = set(changes) - set(columns)
+    if unknown:
+        raise ValueError(f"not {what}: {sorted(unknown)}")
+    return ", ".join(f"{column} = ?" for column in changes)
 
 
 class Statements(Protocol):

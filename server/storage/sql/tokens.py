@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from server.domain.records import ApiToken, TokenSettings
-from server.storage.sql.database import Database, Dialect, Row
+from server.storage.sql.database import Database, Dialect, Row, set_clause
 
 _COLUMNS = (
     "id, account_id, name, key_hash, masked_key, spend_cap_micros, spent_micros, expires_at, allowed_models,"
@@ -74,12 +74,8 @@ class SqlTokens:
         return [_token(row, self._db.dialect) for row in rows]
 
     async def update_token(self, account_id: str, token_id: str, changes: Mapping[str, Any]) -> ApiToken | None:
-        unknown = set(changes) - _SETTINGS
-        if unknown:
-            raise ValueError(f"not token settings: {sorted(unknown)}")
+        assignments = set_clause(changes, _SETTINGS, "token settings")
         if changes:
-            # Column names come from the TokenSettings fields checked above, never from the caller.
-            assignments = ", ".join(f"{field} = ?" for field in changes)
             values = [self._column_value(field, value) for field, value in changes.items()]
             await self._db.execute(
                 f"UPDATE api_tokens SET {assignments} WHERE account_id = ? AND id = ? AND deleted_at IS NULL",
