@@ -47,9 +47,14 @@ class SqliteWorker:
     async def fetchall(self, sql: str, params: Params) -> list[Row]:
         return await self._run(lambda connection: connection.execute(sql, params).fetchall())
 
-    async def checkpoint(self) -> None:
-        """Copies the WAL into the database file (a PASSIVE checkpoint: it waits for no one, then fsyncs)."""
-        await self._run(lambda connection: connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+    async def checkpoint(self) -> int:
+        """Copies the WAL into the database file (a PASSIVE checkpoint: it waits for no one, then fsyncs).
+
+        Returns the frames it left in the WAL: those written meanwhile, or held by a reader's snapshot.
+        """
+        row = await self._run(lambda connection: connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+        _, frames, copied = row
+        return max(0, int(frames) - int(copied))
 
     async def run(self, call: Callable[[], _T]) -> _T:
         """Any blocking call (closing a connection, say) on this thread."""
