@@ -1,4 +1,4 @@
-"""Operator commands on the database itself: migrate it, create accounts, credit them, create tokens."""
+"""Operator commands on the database itself: migrate it, create, change and credit accounts, create tokens."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 
 from server.auth import operator_key_sha256, print_operator_key
-from server.bootstrap import open_store
+from server.bootstrap import build_revocations, open_store
 from server.config import Config
 from server.domain.accounts import Accounts
 from server.domain.catalogue import Catalogue
@@ -23,7 +23,7 @@ from server.storage.base import AccountStore
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds `migrate`, `account create|credit` and `token create` to the `tollgate` parser."""
+    """Adds `migrate`, `account create|update|credit` and `token create` to the `tollgate` parser."""
     commands.add_parser("migrate", help="bring the database schema to the newest version, then exit")
     account = commands.add_parser("account", help="operator: manage accounts").add_subparsers(
         dest="action", required=True
@@ -32,6 +32,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     create.add_argument("name")
     create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     create.add_argument("--discount", default="1", help="price multiplier, e.g. 0.9")
+    update = account.add_parser("update", help="change an account's discount, or disable or enable it")
+    update.add_argument("name")
+    update.add_argument("--discount", help="price multiplier, e.g. 0.9; running requests keep theirs")
+    status = update.add_mutually_exclusive_group()
+    status.add_argument("--disable", dest="disabled", action="store_const", const=True, help="its keys stop at once")
+    status.add_argument("--enable", dest="disabled", action="store_const", const=False)
     credit = account.add_parser("credit", help="add money to an account's balance")
     credit.add_argument("name")
     credit.add_argument("amount_usd", help='decimal USD, e.g. "25.00"')
@@ -55,6 +61,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 async def run(config: Config, args: argparse.Namespace) -> None:
     """Runs one operator command against the configured database."""
     store = await open_store(config.database_url, config.database)  # migrates
+    revocations = build_revocations(config)  # with Redis, running replicas hear of an account disabled here at once
     try:
         if args.command == "migrate":
             print(f"database schema at version {await store.schema_version()}")
@@ -62,7 +69,7 @@ async def run(config: Config, args: argparse.Namespace) -> None:
         _, generated_key = await operator_key_sha256(store, config.admin_key)
         if generated_key:
             print_operator_key(generated_key)
-        nothing_cached = TokenCache(ttl=0, backstop_ttl=0)  # one command, no authentication to speed up
+        nothing_cached = TokenCache(ttl=0, backstop_ttl=0, publisher=revocations)  # one command: no look-ups to keep
         accounts = Accounts(store.accounts, Passwords(), nothing_cached)
         tokens = Tokens(store.tokens, Catalogue(config.models).ids(), nothing_cached)
         if args.command == "account" and args.action == "create":
@@ -71,6 +78,14 @@ async def run(config: Config, args: argparse.Namespace) -> None:
             print(f"account {account.name} ({account.id}) created")
             if not args.password_stdin:
                 print(f"console password (shown once): {password}")
+        elif args.command == "account" and args.action == "update":
+            asked = {"discount": args.discount, "disabled": args.disabled}
+            changes = {key: value for key, value in asked.items() if value is not None}
+            if not changes:
+                raise InvalidArgumentError("name a change: --discount, --disable or --enable")
+            account = await accounts.update(await _account_id(store.accounts, args.name), changes)
+            state = "disabled" if account.disabled else "active"
+            print(f"account {account.name} ({account.id}): discount {account.discount}, {state}")
         elif args.command == "account" and args.action == "credit":
             account_id = await _account_id(store.accounts, args.name)
             key = args.idempotency_key or f"cli-{uuid.uuid4()}"
@@ -82,6 +97,8 @@ async def run(config: Config, args: argparse.Namespace) -> None:
             print(f"token {token.name} ({token.id}) created for {args.account}")
             print(f"API key (shown once): {key}")
     finally:
+        if revocations is not None:
+            await revocations.close()
         await store.close()
 
 

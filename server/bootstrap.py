@@ -149,11 +149,7 @@ def build_domain(
     )
     limiter = build_limiter(config)
     admission = Admission(limiter, config.limits)
-    revocations = (
-        RedisRevocationBus.from_url(config.redis_url, channel=f"{config.limits.redis_prefix}revocations")
-        if config.redis_url
-        else None
-    )
+    revocations = build_revocations(config)
     cache = TokenCache(
         ttl=config.auth_cache.ttl_seconds,
         backstop_ttl=config.auth_cache.backstop_seconds,
@@ -176,6 +172,13 @@ def build_domain(
     )
     domain.metrics.watch(domain.channels, domain)
     return domain
+
+
+def build_revocations(config: Config) -> RedisRevocationBus | None:
+    """The Redis channel on which replicas tell each other of revoked tokens and accounts; None without Redis."""
+    if not config.redis_url:
+        return None
+    return RedisRevocationBus.from_url(config.redis_url, channel=f"{config.limits.redis_prefix}revocations")
 
 
 def build_limiter(config: Config) -> Limiter:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
 
 from server.storage.migrations import load_migrations
 from tests.support.process import TOLLGATE, running_tollgate, tollgate_env
+from tests.support.redis_server import shared_redis_url, unique_prefix
 
 
 def _tollgate(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -50,6 +53,41 @@ async def test_account_credit_and_token_from_the_command_line(tmp_path: Path) ->
         [listed] = (await http.get("/api/v1/tokens", headers=session)).json()["tokens"]
         assert (listed["requests_per_minute"], listed["tokens_per_minute"]) == (30, 5000)
     assert key not in tollgate.text()
+
+
+async def test_account_update_from_the_command_line_reaches_a_running_server_at_once(tmp_path: Path) -> None:
+    env = tollgate_env(
+        tmp_path,
+        TOLLGATE_ADMIN_KEY="cli-operator-key-0123456789",
+        TOLLGATE_REDIS_URL=shared_redis_url(),
+        TOLLGATE_LIMITS_REDIS_PREFIX=unique_prefix(),
+        TOLLGATE_AUTH_CACHE_TTL_SECONDS="60",  # the server would keep the key for a minute without the revocation
+    )
+    _tollgate(env, "account", "create", "hal")
+    key = _tollgate(env, "token", "create", "--account", "hal").stdout.split("API key (shown once): ")[1].strip()
+    async with running_tollgate(env) as tollgate, httpx.AsyncClient(base_url=tollgate.base_url) as http:
+
+        async def models_status() -> int:
+            return (await http.get("/v1/models", headers={"authorization": f"Bearer {key}"})).status_code
+
+        async def becomes(status: int) -> None:
+            deadline = time.monotonic() + 1.0
+            while await models_status() != status:
+                assert time.monotonic() < deadline, f"not {status} within a second"
+                await asyncio.sleep(0.05)
+
+        assert await models_status() == 200  # cached now
+        disabled = _tollgate(env, "account", "update", "hal", "--disable", "--discount", "0.75")
+        assert disabled.returncode == 0, disabled.stderr
+        assert "discount 0.75, disabled" in disabled.stdout
+        await becomes(401)
+        enabled = _tollgate(env, "account", "update", "hal", "--enable")
+        assert "discount 0.75, active" in enabled.stdout
+        await becomes(200)
+    nothing = _tollgate(env, "account", "update", "hal")
+    assert nothing.returncode == 2 and "name a change" in nothing.stderr
+    both = _tollgate(env, "account", "update", "hal", "--enable", "--disable")
+    assert both.returncode == 2
 
 
 def test_errors_are_named_and_exit_non_zero(tmp_path: Path) -> None:
