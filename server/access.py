@@ -80,6 +80,8 @@ ACCESS: Mapping[str, frozenset[Role]] = {
     _ACCOUNTS + "GetAccount": _OPERATOR,
     _ACCOUNTS + "DisableAccount": _OPERATOR,
     _ACCOUNTS + "UpdateAccount": _OPERATOR,
+    _ACCOUNTS + "SetAccountPassword": _OPERATOR,
+    _ACCOUNTS + "ChangePassword": _SESSION,
     _ACCOUNTS + "CreditAccount": _OPERATOR,
     _ACCOUNTS + "CreateSession": _PUBLIC,
     _ACCOUNTS + "DeleteSession": _SESSION_OR_OPERATOR,

@@ -1,4 +1,4 @@
-"""Operator commands on the database itself: migrate it, create, change and credit accounts, create tokens."""
+"""Operator commands on the database itself: migrate it; create, change, credit accounts, set passwords; tokens."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from server.storage.base import AccountStore
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds `migrate`, `account create|update|credit` and `token create` to the `tollgate` parser."""
+    """Adds `migrate`, `account create|update|password|credit` and `token create` to the `tollgate` parser."""
     commands.add_parser("migrate", help="bring the database schema to the newest version, then exit")
     account = commands.add_parser("account", help="operator: manage accounts").add_subparsers(
         dest="action", required=True
@@ -38,6 +38,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     status = update.add_mutually_exclusive_group()
     status.add_argument("--disable", dest="disabled", action="store_const", const=True, help="its keys stop at once")
     status.add_argument("--enable", dest="disabled", action="store_const", const=False)
+    password = account.add_parser("password", help="set a console password (printed once); its sessions end")
+    password.add_argument("name")
+    password.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     credit = account.add_parser("credit", help="add money to an account's balance")
     credit.add_argument("name")
     credit.add_argument("amount_usd", help='decimal USD, e.g. "25.00"')
@@ -73,9 +76,15 @@ async def run(config: Config, args: argparse.Namespace) -> None:
         accounts = Accounts(store.accounts, Passwords(), nothing_cached)
         tokens = Tokens(store.tokens, Catalogue(config.models).ids(), nothing_cached)
         if args.command == "account" and args.action == "create":
-            password = sys.stdin.readline().rstrip("\n") if args.password_stdin else secrets.token_urlsafe(18)
+            password = _password(args.password_stdin)
             account = await accounts.create(args.name, password, args.discount)
             print(f"account {account.name} ({account.id}) created")
+            if not args.password_stdin:
+                print(f"console password (shown once): {password}")
+        elif args.command == "account" and args.action == "password":
+            password = _password(args.password_stdin)
+            ended = await accounts.set_password(await _account_id(store.accounts, args.name), password)
+            print(f"password of {args.name} set; {ended} console session(s) ended")
             if not args.password_stdin:
                 print(f"console password (shown once): {password}")
         elif args.command == "account" and args.action == "update":
@@ -100,6 +109,11 @@ async def run(config: Config, args: argparse.Namespace) -> None:
         if revocations is not None:
             await revocations.close()
         await store.close()
+
+
+def _password(from_stdin: bool) -> str:
+    """The password the operator pipes in, or a generated one (to be printed once)."""
+    return sys.stdin.readline().rstrip("\n") if from_stdin else secrets.token_urlsafe(18)
 
 
 async def _account_id(accounts: AccountStore, name: str) -> str:

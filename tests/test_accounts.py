@@ -221,3 +221,45 @@ async def test_account_updates_over_grpc_name_their_fields(running: Running) -> 
     request.update_mask.paths.append("discount")
     updated = await stub.UpdateAccount(request, metadata=OPERATOR_METADATA)
     assert (updated.account.discount, updated.account.disabled) == ("0.75", False)  # only the masked field
+
+
+async def test_the_operator_sets_a_forgotten_password_and_the_account_s_sessions_end(running: Running) -> None:
+    account_id = await running.create_account("alice")
+    session = await running.login("alice")
+    _, key = await running.create_token(session)
+    path = f"/api/v1/accounts/{account_id}:setPassword"
+    short = await running.http.post(path, json={"password": "short"}, headers=running.operator())
+    assert short.status_code == 400 and short.json()["details"][0]["metadata"]["param"] == "password"
+    assert (await running.http.get("/api/v1/account", headers=session)).status_code == 200
+    reply = await running.http.post(path, json={"password": "set by the operator"}, headers=running.operator())
+    assert reply.status_code == 200 and reply.json() == {"ended_sessions": 1}
+    assert (await running.http.get("/api/v1/account", headers=session)).status_code == 401
+    assert (await running.http.get("/v1/models", headers={"authorization": f"Bearer {key}"})).status_code == 200
+    old = await running.http.post("/api/v1/sessions", json={"name": "alice", "password": PASSWORD})
+    new = await running.http.post("/api/v1/sessions", json={"name": "alice", "password": "set by the operator"})
+    assert (old.status_code, new.status_code) == (401, 200)
+    mine = await running.http.post(path, json={"password": "not mine to set"}, headers=session)
+    assert mine.status_code == 401  # that session ended; a live one is refused too:
+    live = {"authorization": f"Bearer {new.json()['session_token']}"}
+    assert (await running.http.post(path, json={"password": "not mine to set"}, headers=live)).status_code == 403
+    missing = "/api/v1/accounts/acc_nope:setPassword"
+    assert (
+        await running.http.post(missing, json={"password": "long enough"}, headers=running.operator())
+    ).status_code == 404
+
+
+async def test_passwords_over_grpc(running: Running) -> None:
+    stub = running.accounts_stub()
+    account_id = await running.create_account("dave")
+    reply = await stub.SetAccountPassword(
+        account_pb2.SetAccountPasswordRequest(account_id=account_id, password="set over grpc"),
+        metadata=OPERATOR_METADATA,
+    )
+    assert reply.ended_sessions == 0
+    session = await running.login("dave", "set over grpc")
+    changed = await stub.ChangePassword(
+        account_pb2.ChangePasswordRequest(current_password="set over grpc", new_password="changed over grpc"),
+        metadata=(("authorization", session["authorization"]),),
+    )
+    assert changed.ended_sessions == 0
+    await running.login("dave", "changed over grpc")

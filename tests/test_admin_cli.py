@@ -110,6 +110,22 @@ def test_generated_password_and_operator_key_are_printed_once(tmp_path: Path) ->
     assert "generated operator key" not in second.stderr
 
 
+async def test_a_forgotten_password_is_set_again_from_the_command_line(tmp_path: Path) -> None:
+    env = tollgate_env(tmp_path, TOLLGATE_ADMIN_KEY="cli-operator-key-0123456789")
+    _tollgate(env, "account", "create", "ida", "--password-stdin", stdin="forgotten password\n")
+    generated = _tollgate(env, "account", "password", "ida")
+    assert generated.returncode == 0, generated.stderr
+    password = generated.stdout.split("console password (shown once): ")[1].strip()
+    piped = _tollgate(env, "account", "password", "ida", "--password-stdin", stdin="chosen by the operator\n")
+    assert "chosen by the operator" not in piped.stdout + piped.stderr
+    async with running_tollgate(env) as tollgate, httpx.AsyncClient(base_url=tollgate.base_url) as http:
+        for tried, status in (("forgotten password", 401), (password, 401), ("chosen by the operator", 200)):
+            login = await http.post("/api/v1/sessions", json={"name": "ida", "password": tried})
+            assert login.status_code == status
+    short = _tollgate(env, "account", "password", "ida", "--password-stdin", stdin="short\n")
+    assert short.returncode == 2 and "password must have 8 to 256 characters" in short.stderr
+
+
 def test_migrate_brings_the_schema_up_once_and_generates_no_key(tmp_path: Path, database: Path | str) -> None:
     url = database if isinstance(database, str) else f"sqlite:///{database}"
     env = tollgate_env(tmp_path, TOLLGATE_DATABASE_URL=url)

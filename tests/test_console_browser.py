@@ -184,10 +184,10 @@ async def test_the_operator_credits_sets_a_discount_disables_and_enables_an_acco
             await row.get_by_role("button", name="Credit").click()
             await expect(row).to_contain_text(usd(STARTING_BALANCE + credited * 2_500_000))
         await row.locator("input[name=discount]").fill("0.90")
-        await row.get_by_role("button", name="Set").click()
+        await row.get_by_role("button", name="Set", exact=True).click()
         await expect(row.locator("input[name=discount]")).to_have_value("0.9")
         await row.locator("input[name=discount]").fill("-1")
-        await row.get_by_role("button", name="Set").click()
+        await row.get_by_role("button", name="Set", exact=True).click()
         await expect(row.get_by_role("alert")).to_contain_text("discount")
         await screenshot(page, "operator")
         page.on("dialog", lambda dialog: dialog.accept())
@@ -205,6 +205,33 @@ async def test_the_operator_credits_sets_a_discount_disables_and_enables_an_acco
     operator_session = {"authorization": f"Bearer {saved}"}
     assert (await env.running.http.get("/api/v1/accounts", headers=operator_session)).status_code == 401
     assert (await env.running.http.get("/api/v1/account", headers=env.session)).status_code == 401
+
+
+async def test_a_user_changes_the_password_and_the_operator_resets_a_forgotten_one(env: RelayEnv) -> None:
+    async with browser_page(env.running.base_url) as page:
+        await _log_in(page, "user", PASSWORD)
+        form = page.locator("#change-password")
+        for current in ("not the password", PASSWORD):
+            await form.get_by_label("Current password").fill(current)
+            await form.get_by_label("New password").fill("changed in the console")
+            await form.get_by_role("button", name="Change password").click()
+            if current != PASSWORD:
+                await expect(form.get_by_role("alert")).to_contain_text("the current password is wrong")
+        await expect(form.get_by_role("status")).to_contain_text("Password changed; 1 other session(s) ended.")
+        await expect(page.locator("#balance")).to_be_visible()  # this session goes on
+        await screenshot(page, "password-changed")
+    assert (await env.running.http.get("/api/v1/account", headers=env.session)).status_code == 401
+    async with browser_page(env.running.base_url) as page:
+        await _log_in(page, "operator", OPERATOR_KEY)
+        row = page.locator("#account-list tbody tr", has_text="user")
+        page.on("dialog", lambda dialog: dialog.accept())
+        await row.get_by_role("button", name="Reset password").click()
+        shown = row.get_by_role("status")
+        await expect(shown).to_contain_text("New password (shown once): ")
+        password = await shown.locator("code").inner_text()
+    for tried, status in (("changed in the console", 401), (password, 200)):
+        login = await env.running.http.post("/api/v1/sessions", json={"name": "user", "password": tried})
+        assert login.status_code == status
 
 
 def _tokyo(iso: str) -> str:

@@ -12,6 +12,8 @@ from tests.support.process import running_tollgate, tollgate_env
 
 ADMIN_KEY = "CANARYadminKEY0123456789abcdef"
 PASSWORD = "CANARYpassword-alice-9876"
+NEW_PASSWORD = "CANARYpassword-changed-5432"
+RESET_PASSWORD = "CANARYpassword-reset-1098"
 
 
 async def test_secrets_never_reach_logs_bodies_or_the_database(tmp_path: Path) -> None:
@@ -49,6 +51,13 @@ async def test_secrets_never_reach_logs_bodies_or_the_database(tmp_path: Path) -
         await call("GET", "/api/v1/accounts", {"authorization": f"Basic {ADMIN_KEY}"})
         await call("POST", "/api/v1/tokens", session, content=f'{{"name": "{key}", bad json')
         await call("POST", f"/api/v1/accounts/{account_id}:credit", operator, json={"amount_usd": PASSWORD})
+        change = {"current_password": PASSWORD + "x", "new_password": NEW_PASSWORD}
+        await call("POST", "/api/v1/account:changePassword", session, json=change)  # wrong current password
+        await call("POST", "/api/v1/account:changePassword", session, json={**change, "current_password": PASSWORD})
+        await call("POST", "/api/v1/account:changePassword", session, json={"current_password": NEW_PASSWORD})
+        await call("POST", f"/api/v1/accounts/{account_id}:setPassword", session, json={"password": RESET_PASSWORD})
+        await call("POST", f"/api/v1/accounts/{account_id}:setPassword", operator, json={"password": "short"})
+        await call("POST", f"/api/v1/accounts/{account_id}:setPassword", operator, json={"password": RESET_PASSWORD})
         await call("GET", "/v1/models/claude-opus-4-7", api)
         await call("GET", "/v1/models", api)
         await call("DELETE", f"/api/v1/tokens/{token_id}", session)
@@ -60,6 +69,8 @@ async def test_secrets_never_reach_logs_bodies_or_the_database(tmp_path: Path) -
     secrets = {
         "operator key": ADMIN_KEY,
         "password": PASSWORD,
+        "new password": NEW_PASSWORD,
+        "reset password": RESET_PASSWORD,
         "session token": session_token,
         "API key": key,
         "API key body": key[3:],
@@ -74,6 +85,14 @@ async def test_secrets_never_reach_logs_bodies_or_the_database(tmp_path: Path) -
     connection = sqlite3.connect(tmp_path / "tollgate.db")
     dump = "\n".join(connection.iterdump())
     connection.close()
-    for name in ("operator key", "password", "session token", "API key", "API key body"):
+    for name in (
+        "operator key",
+        "password",
+        "new password",
+        "reset password",
+        "session token",
+        "API key",
+        "API key body",
+    ):
         assert secrets[name] not in dump, f"{name} in the database"
     assert sha256_hex(key) in dump  # looked up by its hash, which is all that is kept

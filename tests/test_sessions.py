@@ -67,3 +67,56 @@ async def test_operator_logs_into_the_console_with_the_operator_key(running: Run
     assert (await running.http.get("/api/v1/tokens", headers=session)).status_code == 403
     assert (await running.http.delete("/api/v1/sessions/current", headers=session)).status_code == 200
     assert (await running.http.get("/api/v1/accounts", headers=session)).status_code == 401
+
+
+async def _status(running: Running, session: dict[str, str]) -> int:
+    return (await running.http.get("/api/v1/account", headers=session)).status_code
+
+
+async def _logs_in(running: Running, password: str) -> int:
+    reply = await running.http.post("/api/v1/sessions", json={"name": "alice", "password": password})
+    return reply.status_code
+
+
+async def test_a_changed_password_ends_the_other_sessions_and_keeps_this_one(running: Running) -> None:
+    await running.create_account("alice")
+    here, elsewhere = await running.login("alice"), await running.login("alice")
+    _, key = await running.create_token(here)
+    change = {"current_password": PASSWORD, "new_password": "a brand new password"}
+    reply = await running.http.post("/api/v1/account:changePassword", json=change, headers=here)
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"ended_sessions": 1}
+    assert (await _status(running, here), await _status(running, elsewhere)) == (200, 401)
+    assert (await _logs_in(running, PASSWORD), await _logs_in(running, "a brand new password")) == (401, 200)
+    models = await running.http.get("/v1/models", headers={"authorization": f"Bearer {key}"})
+    assert models.status_code == 200  # API keys are not passwords: they keep working
+
+
+async def test_a_wrong_current_password_changes_nothing_and_counts_as_a_failed_login(running: Running) -> None:
+    await running.create_account("alice")
+    session = await running.login("alice")
+    short = {"current_password": PASSWORD, "new_password": "short"}
+    reply = await running.http.post("/api/v1/account:changePassword", json=short, headers=session)
+    assert reply.status_code == 400 and reply.json()["details"][0]["metadata"]["param"] == "new_password"
+    guess = {"current_password": "a wrong guess", "new_password": "a brand new password"}
+    for _ in range(5):
+        reply = await running.http.post("/api/v1/account:changePassword", json=guess, headers=session)
+        assert reply.status_code == 403, reply.text  # not 401: the session is still good
+        assert reply.json()["details"][0]["reason"] == "wrong_password"
+    assert await _status(running, session) == 200
+    right = {"current_password": PASSWORD, "new_password": "a brand new password"}
+    reply = await running.http.post("/api/v1/account:changePassword", json=right, headers=session)
+    assert reply.status_code == 429  # five wrong guesses: the name is locked, for this as for logging in
+    assert await _logs_in(running, PASSWORD) == 429
+
+
+async def test_changing_a_password_takes_an_account_s_session(running: Running) -> None:
+    await running.create_account("alice")
+    _, key = await running.create_token(await running.login("alice"))
+    change = {"current_password": PASSWORD, "new_password": "a brand new password"}
+    operator = await running.http.post("/api/v1/sessions", json={"name": "operator", "password": OPERATOR_KEY})
+    operator_session = {"authorization": f"Bearer {operator.json()['session_token']}"}
+    for headers in (operator_session, {"authorization": f"Bearer {key}"}):
+        reply = await running.http.post("/api/v1/account:changePassword", json=change, headers=headers)
+        assert reply.status_code == 403
+    assert await _logs_in(running, PASSWORD) == 200

@@ -1,7 +1,9 @@
-// Home: balance, held and available; spend today and this month; spend per day by model; most used tokens.
+// Home: balance, held and available; spend today and this month; spend per day by model; most used tokens;
+// changing the password.
 import { get, query } from "/console/api.js";
 import { spendChart } from "/console/chart.js";
 import { card, count, el, table, usd } from "/console/format.js";
+import { changePasswordForm } from "/console/password.js";
 
 const DAYS = 30;
 
@@ -68,5 +70,7 @@ export async function homePage() {
         "No calls yet: create a token on the Tokens page and point your OpenAI SDK at this server.",
       ),
     ),
+    el("h2", {}, "Password"),
+    changePasswordForm(),
   );
 }

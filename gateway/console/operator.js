@@ -1,6 +1,8 @@
-// Operator: accounts, credit a balance (one Idempotency-Key per form submission), set a discount, disable or enable.
+// Operator: accounts, credit a balance (one Idempotency-Key per form submission), set a discount, disable or
+// enable, reset a forgotten password.
 import { call, get } from "/console/api.js";
 import { el, errorBox, table, usd, when } from "/console/format.js";
+import { resetPasswordButton } from "/console/password.js";
 
 function creditForm(account, refresh) {
   const amount = el("input", { name: "amount_usd", inputmode: "decimal", placeholder: "25.00", required: true, size: "8" });
@@ -76,7 +78,7 @@ export async function operatorPage() {
             ["Status", (a) => (a.disabled ? "disabled" : "active")],
             ["Discount", (a) => discountForm(a, refresh)],
             ["Credit", (a) => creditForm(a, refresh)],
-            ["", (a) => statusButton(a, refresh)],
+            ["", (a) => el("div", { class: "actions" }, statusButton(a, refresh), " ", resetPasswordButton(a))],
           ],
           reply.accounts,
           "No accounts yet: create one with `tollgate account create NAME` or POST /api/v1/accounts.",

@@ -20,10 +20,10 @@ class Passwords:
         self._hasher = hasher or PasswordHasher()
         self._dummy_hash = self._hasher.hash("tollgate-dummy-password")
 
-    async def hash(self, password: str) -> str:
+    async def hash(self, password: str, *, param: str = "password") -> str:
         """The argon2id hash of a new password; raises InvalidArgumentError if it is too short or long."""
         if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
-            raise InvalidArgumentError(f"password must have {MIN_LENGTH} to {MAX_LENGTH} characters", param="password")
+            raise InvalidArgumentError(f"{param} must have {MIN_LENGTH} to {MAX_LENGTH} characters", param=param)
         return await asyncio.to_thread(self._hasher.hash, password)
 
     async def verify(self, password_hash: str | None, password: str) -> bool:

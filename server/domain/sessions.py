@@ -1,4 +1,4 @@
-"""Console sessions: login with name and password (throttled), logout, and session authentication."""
+"""Console sessions: login with name and password (throttled), logout, password changes, session authentication."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from server.domain.clock import utcnow
 from server.domain.login_throttle import LoginThrottle
 from server.domain.passwords import Passwords
 from server.domain.records import Session
-from server.errors import AuthenticationError
+from server.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from server.storage.base import AccountStore, SessionStore
 
 SESSION_PREFIX = "tgs-"
@@ -57,6 +57,24 @@ class Sessions:
         session = Session(sha256_hex(token), account_id, not account_id, now + SESSION_LIFETIME)
         await self._sessions.insert_session(session, now)
         return token, session
+
+    async def change_password(self, account_id: str, session_hash: str, current: str, new: str, client_ip: str) -> int:
+        """Sets `new` if `current` is right (a wrong one counts as a failed login); ends the account's other
+        sessions and returns how many did."""
+        account = await self._accounts.get_account(account_id)
+        if account is None:
+            raise NotFoundError("no such account")
+        await self._throttle.check(account.name, client_ip)
+        credentials = await self._accounts.credentials(account.name)
+        if credentials is None or not await self._passwords.verify(credentials.password_hash, current):
+            await self._throttle.failed(account.name, client_ip)
+            raise PermissionDeniedError("the current password is wrong", reason="wrong_password")
+        new_hash = await self._passwords.hash(new, param="new_password")
+        ended = await self._accounts.set_password(account_id, new_hash, keep_session=session_hash)
+        if ended is None:
+            raise NotFoundError("no such account")
+        await self._throttle.succeeded(account.name)
+        return ended
 
     async def logout(self, session_hash: str) -> None:
         await self._sessions.delete_session(session_hash)

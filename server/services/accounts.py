@@ -59,6 +59,12 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         account = await self._accounts.update(request.account_id, changes)
         return account_pb2.UpdateAccountResponse(account=account_message(account))
 
+    async def SetAccountPassword(
+        self, request: account_pb2.SetAccountPasswordRequest, context: Context
+    ) -> account_pb2.SetAccountPasswordResponse:
+        ended = await self._accounts.set_password(request.account_id, request.password)
+        return account_pb2.SetAccountPasswordResponse(ended_sessions=ended)
+
     async def CreditAccount(
         self, request: account_pb2.CreditAccountRequest, context: Context
     ) -> account_pb2.CreditAccountResponse:
@@ -78,6 +84,19 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         return account_pb2.CreateSessionResponse(
             session_token=token, expire_time=timestamp(session.expires_at), account_id=session.account_id
         )
+
+    async def ChangePassword(
+        self, request: account_pb2.ChangePasswordRequest, context: Context
+    ) -> account_pb2.ChangePasswordResponse:
+        principal = current_principal()
+        ended = await self._sessions.change_password(
+            principal.account_id,
+            principal.session_hash,
+            request.current_password,
+            request.new_password,
+            current_client_ip(),
+        )
+        return account_pb2.ChangePasswordResponse(ended_sessions=ended)
 
     async def DeleteSession(
         self, request: account_pb2.DeleteSessionRequest, context: Context

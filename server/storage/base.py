@@ -70,6 +70,13 @@ class AccountStore(Protocol):
 
     async def credentials(self, name: str) -> Credentials | None: ...
 
+    async def set_password(self, account_id: str, password_hash: str, keep_session: str = "") -> int | None:
+        """Sets the console password and ends the account's sessions but `keep_session` (a token hash), at once.
+
+        Returns how many sessions ended; None when no such account.
+        """
+        ...
+
     async def update_account(self, account_id: str, changes: Mapping[str, Any]) -> Account | None:
         """Sets `disabled` or `discount` (the keys of `changes`); None when no such account."""
         ...

@@ -361,6 +361,53 @@ class UpdateAccountResponse(_message.Message):
 Global___UpdateAccountResponse: _TypeAlias = UpdateAccountResponse  # noqa: Y015
 
 @_typing.final
+class SetAccountPasswordRequest(_message.Message):
+    """Request of AccountService.SetAccountPassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    password: _builtins.str
+    """8 to 256 characters; stored only as an argon2id hash."""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "password", b"password"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAccountPasswordRequest: _TypeAlias = SetAccountPasswordRequest  # noqa: Y015
+
+@_typing.final
+class SetAccountPasswordResponse(_message.Message):
+    """Response of AccountService.SetAccountPassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDED_SESSIONS_FIELD_NUMBER: _builtins.int
+    ended_sessions: _builtins.int
+    """The account's console sessions that ended."""
+    def __init__(
+        self,
+        *,
+        ended_sessions: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ended_sessions", b"ended_sessions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAccountPasswordResponse: _TypeAlias = SetAccountPasswordResponse  # noqa: Y015
+
+@_typing.final
 class CreditAccountRequest(_message.Message):
     """Request of AccountService.CreditAccount."""
 
@@ -467,6 +514,53 @@ class CreateSessionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreateSessionResponse: _TypeAlias = CreateSessionResponse  # noqa: Y015
+
+@_typing.final
+class ChangePasswordRequest(_message.Message):
+    """Request of AccountService.ChangePassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURRENT_PASSWORD_FIELD_NUMBER: _builtins.int
+    NEW_PASSWORD_FIELD_NUMBER: _builtins.int
+    current_password: _builtins.str
+    new_password: _builtins.str
+    """8 to 256 characters; stored only as an argon2id hash."""
+    def __init__(
+        self,
+        *,
+        current_password: _builtins.str = ...,
+        new_password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_password", b"current_password", "new_password", b"new_password"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangePasswordRequest: _TypeAlias = ChangePasswordRequest  # noqa: Y015
+
+@_typing.final
+class ChangePasswordResponse(_message.Message):
+    """Response of AccountService.ChangePassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDED_SESSIONS_FIELD_NUMBER: _builtins.int
+    ended_sessions: _builtins.int
+    """The account's other console sessions, which ended."""
+    def __init__(
+        self,
+        *,
+        ended_sessions: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ended_sessions", b"ended_sessions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangePasswordResponse: _TypeAlias = ChangePasswordResponse  # noqa: Y015
 
 @_typing.final
 class DeleteSessionRequest(_message.Message):

@@ -61,6 +61,11 @@ class AccountServiceStub:
                 request_serializer=tollgate_dot_v1_dot_account__pb2.UpdateAccountRequest.SerializeToString,
                 response_deserializer=tollgate_dot_v1_dot_account__pb2.UpdateAccountResponse.FromString,
                 _registered_method=True)
+        self.SetAccountPassword = channel.unary_unary(
+                '/tollgate.v1.AccountService/SetAccountPassword',
+                request_serializer=tollgate_dot_v1_dot_account__pb2.SetAccountPasswordRequest.SerializeToString,
+                response_deserializer=tollgate_dot_v1_dot_account__pb2.SetAccountPasswordResponse.FromString,
+                _registered_method=True)
         self.CreditAccount = channel.unary_unary(
                 '/tollgate.v1.AccountService/CreditAccount',
                 request_serializer=tollgate_dot_v1_dot_account__pb2.CreditAccountRequest.SerializeToString,
@@ -70,6 +75,11 @@ class AccountServiceStub:
                 '/tollgate.v1.AccountService/CreateSession',
                 request_serializer=tollgate_dot_v1_dot_account__pb2.CreateSessionRequest.SerializeToString,
                 response_deserializer=tollgate_dot_v1_dot_account__pb2.CreateSessionResponse.FromString,
+                _registered_method=True)
+        self.ChangePassword = channel.unary_unary(
+                '/tollgate.v1.AccountService/ChangePassword',
+                request_serializer=tollgate_dot_v1_dot_account__pb2.ChangePasswordRequest.SerializeToString,
+                response_deserializer=tollgate_dot_v1_dot_account__pb2.ChangePasswordResponse.FromString,
                 _registered_method=True)
         self.DeleteSession = channel.unary_unary(
                 '/tollgate.v1.AccountService/DeleteSession',
@@ -121,6 +131,14 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetAccountPassword(self, request, context):
+        """Operator: sets an account's console password (when its owner forgot it, say). Every console
+        session of the account ends; its API keys keep working.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreditAccount(self, request, context):
         """Operator: adds money to a balance. Requires `idempotency-key` metadata (the Idempotency-Key
         header over REST): the same key and body credit once; the same key with another body is refused.
@@ -131,6 +149,15 @@ class AccountServiceServicer:
 
     def CreateSession(self, request, context):
         """Console login: exchanges a name and password for a session token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangePassword(self, request, context):
+        """Console: changes the password of the session's account, given the current one. A wrong current
+        password counts as a failed login (and is throttled as one); the account's other console
+        sessions end, the one making the call stays.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -171,6 +198,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     request_deserializer=tollgate_dot_v1_dot_account__pb2.UpdateAccountRequest.FromString,
                     response_serializer=tollgate_dot_v1_dot_account__pb2.UpdateAccountResponse.SerializeToString,
             ),
+            'SetAccountPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAccountPassword,
+                    request_deserializer=tollgate_dot_v1_dot_account__pb2.SetAccountPasswordRequest.FromString,
+                    response_serializer=tollgate_dot_v1_dot_account__pb2.SetAccountPasswordResponse.SerializeToString,
+            ),
             'CreditAccount': grpc.unary_unary_rpc_method_handler(
                     servicer.CreditAccount,
                     request_deserializer=tollgate_dot_v1_dot_account__pb2.CreditAccountRequest.FromString,
@@ -180,6 +212,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.CreateSession,
                     request_deserializer=tollgate_dot_v1_dot_account__pb2.CreateSessionRequest.FromString,
                     response_serializer=tollgate_dot_v1_dot_account__pb2.CreateSessionResponse.SerializeToString,
+            ),
+            'ChangePassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePassword,
+                    request_deserializer=tollgate_dot_v1_dot_account__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=tollgate_dot_v1_dot_account__pb2.ChangePasswordResponse.SerializeToString,
             ),
             'DeleteSession': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteSession,
@@ -335,6 +372,33 @@ class AccountService:
             _registered_method=True)
 
     @staticmethod
+    def SetAccountPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.v1.AccountService/SetAccountPassword',
+            tollgate_dot_v1_dot_account__pb2.SetAccountPasswordRequest.SerializeToString,
+            tollgate_dot_v1_dot_account__pb2.SetAccountPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreditAccount(request,
             target,
             options=(),
@@ -378,6 +442,33 @@ class AccountService:
             '/tollgate.v1.AccountService/CreateSession',
             tollgate_dot_v1_dot_account__pb2.CreateSessionRequest.SerializeToString,
             tollgate_dot_v1_dot_account__pb2.CreateSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.v1.AccountService/ChangePassword',
+            tollgate_dot_v1_dot_account__pb2.ChangePasswordRequest.SerializeToString,
+            tollgate_dot_v1_dot_account__pb2.ChangePasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

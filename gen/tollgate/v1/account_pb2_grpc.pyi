@@ -49,12 +49,21 @@ class AccountServiceStub:
     and `disabled` can be changed. Requests already running keep the discount they started with;
     disabling stops the account's tokens and sessions at once, enabling lets them work again.
     """
+    SetAccountPassword: _grpc.UnaryUnaryMultiCallable[_account_pb2.SetAccountPasswordRequest, _account_pb2.SetAccountPasswordResponse]
+    """Operator: sets an account's console password (when its owner forgot it, say). Every console
+    session of the account ends; its API keys keep working.
+    """
     CreditAccount: _grpc.UnaryUnaryMultiCallable[_account_pb2.CreditAccountRequest, _account_pb2.CreditAccountResponse]
     """Operator: adds money to a balance. Requires `idempotency-key` metadata (the Idempotency-Key
     header over REST): the same key and body credit once; the same key with another body is refused.
     """
     CreateSession: _grpc.UnaryUnaryMultiCallable[_account_pb2.CreateSessionRequest, _account_pb2.CreateSessionResponse]
     """Console login: exchanges a name and password for a session token."""
+    ChangePassword: _grpc.UnaryUnaryMultiCallable[_account_pb2.ChangePasswordRequest, _account_pb2.ChangePasswordResponse]
+    """Console: changes the password of the session's account, given the current one. A wrong current
+    password counts as a failed login (and is throttled as one); the account's other console
+    sessions end, the one making the call stays.
+    """
     DeleteSession: _grpc.UnaryUnaryMultiCallable[_account_pb2.DeleteSessionRequest, _account_pb2.DeleteSessionResponse]
     """Console logout: ends the session that makes the call."""
 
@@ -79,12 +88,21 @@ class AccountServiceAsyncStub(AccountServiceStub):
     and `disabled` can be changed. Requests already running keep the discount they started with;
     disabling stops the account's tokens and sessions at once, enabling lets them work again.
     """
+    SetAccountPassword: _aio.UnaryUnaryMultiCallable[_account_pb2.SetAccountPasswordRequest, _account_pb2.SetAccountPasswordResponse]  # type: ignore[assignment]
+    """Operator: sets an account's console password (when its owner forgot it, say). Every console
+    session of the account ends; its API keys keep working.
+    """
     CreditAccount: _aio.UnaryUnaryMultiCallable[_account_pb2.CreditAccountRequest, _account_pb2.CreditAccountResponse]  # type: ignore[assignment]
     """Operator: adds money to a balance. Requires `idempotency-key` metadata (the Idempotency-Key
     header over REST): the same key and body credit once; the same key with another body is refused.
     """
     CreateSession: _aio.UnaryUnaryMultiCallable[_account_pb2.CreateSessionRequest, _account_pb2.CreateSessionResponse]  # type: ignore[assignment]
     """Console login: exchanges a name and password for a session token."""
+    ChangePassword: _aio.UnaryUnaryMultiCallable[_account_pb2.ChangePasswordRequest, _account_pb2.ChangePasswordResponse]  # type: ignore[assignment]
+    """Console: changes the password of the session's account, given the current one. A wrong current
+    password counts as a failed login (and is throttled as one); the account's other console
+    sessions end, the one making the call stays.
+    """
     DeleteSession: _aio.UnaryUnaryMultiCallable[_account_pb2.DeleteSessionRequest, _account_pb2.DeleteSessionResponse]  # type: ignore[assignment]
     """Console logout: ends the session that makes the call."""
 
@@ -138,6 +156,16 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def SetAccountPassword(
+        self,
+        request: _account_pb2.SetAccountPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.SetAccountPasswordResponse, _abc.Awaitable[_account_pb2.SetAccountPasswordResponse]]:
+        """Operator: sets an account's console password (when its owner forgot it, say). Every console
+        session of the account ends; its API keys keep working.
+        """
+
+    @_abc_1.abstractmethod
     def CreditAccount(
         self,
         request: _account_pb2.CreditAccountRequest,
@@ -154,6 +182,17 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_account_pb2.CreateSessionResponse, _abc.Awaitable[_account_pb2.CreateSessionResponse]]:
         """Console login: exchanges a name and password for a session token."""
+
+    @_abc_1.abstractmethod
+    def ChangePassword(
+        self,
+        request: _account_pb2.ChangePasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.ChangePasswordResponse, _abc.Awaitable[_account_pb2.ChangePasswordResponse]]:
+        """Console: changes the password of the session's account, given the current one. A wrong current
+        password counts as a failed login (and is throttled as one); the account's other console
+        sessions end, the one making the call stays.
+        """
 
     @_abc_1.abstractmethod
     def DeleteSession(

@@ -74,6 +74,14 @@ class SqlAccounts:
         row = await self._db.fetchone("SELECT id, password_hash, disabled FROM accounts WHERE name = ?", (name,))
         return None if row is None else Credentials(row[0], row[1], bool(row[2]))
 
+    async def set_password(self, account_id: str, password_hash: str, keep_session: str = "") -> int | None:
+        async with self._db.transaction() as tx:
+            if not await tx.execute("UPDATE accounts SET password_hash = ? WHERE id = ?", (password_hash, account_id)):
+                return None
+            return await tx.execute(
+                "DELETE FROM sessions WHERE account_id = ? AND token_hash <> ?", (account_id, keep_session)
+            )
+
     async def update_account(self, account_id: str, changes: Mapping[str, Any]) -> Account | None:
         assignments = set_clause(changes, _UPDATABLE, "account settings")
         if changes:

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tollgate/v1/account.proto.
  */
 export const file_tollgate_v1_account: GenFile = /*@__PURE__*/
-  fileDesc("Chl0b2xsZ2F0ZS92MS9hY2NvdW50LnByb3RvEgt0b2xsZ2F0ZS52MSKDAgoHQWNjb3VudBIQCgJpZBgBIAEoCUIE4kEBAxIMCgRuYW1lGAIgASgJEhAKCGRpc2FibGVkGAMgASgIEhYKDmJhbGFuY2VfbWljcm9zGAQgASgDEhMKC2JhbGFuY2VfdXNkGAUgASgJEhMKC2hlbGRfbWljcm9zGAYgASgDEhAKCGhlbGRfdXNkGAcgASgJEhgKEGF2YWlsYWJsZV9taWNyb3MYCCABKAMSFQoNYXZhaWxhYmxlX3VzZBgJIAEoCRIQCghkaXNjb3VudBgKIAEoCRIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAitgEKC0xlZGdlckVudHJ5EgoKAmlkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSFQoNYW1vdW50X21pY3JvcxgDIAEoAxISCgphbW91bnRfdXNkGAQgASgJEgwKBGtpbmQYBSABKAkSDQoFYWN0b3IYBiABKAkSDgoGcmVhc29uGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJUChRDcmVhdGVBY2NvdW50UmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECEhYKCHBhc3N3b3JkGAIgASgJQgTiQQECEhAKCGRpc2NvdW50GAMgASgJIj4KFUNyZWF0ZUFjY291bnRSZXNwb25zZRIlCgdhY2NvdW50GAEgASgLMhQudG9sbGdhdGUudjEuQWNjb3VudCI8ChNMaXN0QWNjb3VudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlcKFExpc3RBY2NvdW50c1Jlc3BvbnNlEiYKCGFjY291bnRzGAEgAygLMhQudG9sbGdhdGUudjEuQWNjb3VudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJwoRR2V0QWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCSI7ChJHZXRBY2NvdW50UmVzcG9uc2USJQoHYWNjb3VudBgBIAEoCzIULnRvbGxnYXRlLnYxLkFjY291bnQiKwoVRGlzYWJsZUFjY291bnRSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkiPwoWRGlzYWJsZUFjY291bnRSZXNwb25zZRIlCgdhY2NvdW50GAEgASgLMhQudG9sbGdhdGUudjEuQWNjb3VudCKIAQoUVXBkYXRlQWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIrCgdhY2NvdW50GAIgASgLMhQudG9sbGdhdGUudjEuQWNjb3VudEIE4kEBAhIvCgt1cGRhdGVfbWFzaxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siPgoVVXBkYXRlQWNjb3VudFJlc3BvbnNlEiUKB2FjY291bnQYASABKAsyFC50b2xsZ2F0ZS52MS5BY2NvdW50IlQKFENyZWRpdEFjY291bnRSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSGAoKYW1vdW50X3VzZBgCIAEoCUIE4kEBAhIOCgZyZWFzb24YAyABKAkiZwoVQ3JlZGl0QWNjb3VudFJlc3BvbnNlEicKBWVudHJ5GAEgASgLMhgudG9sbGdhdGUudjEuTGVkZ2VyRW50cnkSJQoHYWNjb3VudBgCIAEoCzIULnRvbGxnYXRlLnYxLkFjY291bnQiQgoUQ3JlYXRlU2Vzc2lvblJlcXVlc3QSEgoEbmFtZRgBIAEoCUIE4kEBAhIWCghwYXNzd29yZBgCIAEoCUIE4kEBAiJzChVDcmVhdGVTZXNzaW9uUmVzcG9uc2USFQoNc2Vzc2lvbl90b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKYWNjb3VudF9pZBgDIAEoCSIWChREZWxldGVTZXNzaW9uUmVxdWVzdCIXChVEZWxldGVTZXNzaW9uUmVzcG9uc2Uy+gcKDkFjY291bnRTZXJ2aWNlEnMKDUNyZWF0ZUFjY291bnQSIS50b2xsZ2F0ZS52MS5DcmVhdGVBY2NvdW50UmVxdWVzdBoiLnRvbGxnYXRlLnYxLkNyZWF0ZUFjY291bnRSZXNwb25zZSIbgtPkkwIVOgEqIhAvYXBpL3YxL2FjY291bnRzEm0KDExpc3RBY2NvdW50cxIgLnRvbGxnYXRlLnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaIS50b2xsZ2F0ZS52MS5MaXN0QWNjb3VudHNSZXNwb25zZSIYgtPkkwISEhAvYXBpL3YxL2FjY291bnRzEnQKCkdldEFjY291bnQSHi50b2xsZ2F0ZS52MS5HZXRBY2NvdW50UmVxdWVzdBofLnRvbGxnYXRlLnYxLkdldEFjY291bnRSZXNwb25zZSIlgtPkkwIfEh0vYXBpL3YxL2FjY291bnRzL3thY2NvdW50X2lkfRKLAQoORGlzYWJsZUFjY291bnQSIi50b2xsZ2F0ZS52MS5EaXNhYmxlQWNjb3VudFJlcXVlc3QaIy50b2xsZ2F0ZS52MS5EaXNhYmxlQWNjb3VudFJlc3BvbnNlIjCC0+STAio6ASoiJS9hcGkvdjEvYWNjb3VudHMve2FjY291bnRfaWR9OmRpc2FibGUShgEKDVVwZGF0ZUFjY291bnQSIS50b2xsZ2F0ZS52MS5VcGRhdGVBY2NvdW50UmVxdWVzdBoiLnRvbGxnYXRlLnYxLlVwZGF0ZUFjY291bnRSZXNwb25zZSIugtPkkwIoOgdhY2NvdW50Mh0vYXBpL3YxL2FjY291bnRzL3thY2NvdW50X2lkfRKHAQoNQ3JlZGl0QWNjb3VudBIhLnRvbGxnYXRlLnYxLkNyZWRpdEFjY291bnRSZXF1ZXN0GiIudG9sbGdhdGUudjEuQ3JlZGl0QWNjb3VudFJlc3BvbnNlIi+C0+STAik6ASoiJC9hcGkvdjEvYWNjb3VudHMve2FjY291bnRfaWR9OmNyZWRpdBJzCg1DcmVhdGVTZXNzaW9uEiEudG9sbGdhdGUudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QaIi50b2xsZ2F0ZS52MS5DcmVhdGVTZXNzaW9uUmVzcG9uc2UiG4LT5JMCFToBKiIQL2FwaS92MS9zZXNzaW9ucxJ4Cg1EZWxldGVTZXNzaW9uEiEudG9sbGdhdGUudjEuRGVsZXRlU2Vzc2lvblJlcXVlc3QaIi50b2xsZ2F0ZS52MS5EZWxldGVTZXNzaW9uUmVzcG9uc2UiIILT5JMCGioYL2FwaS92MS9zZXNzaW9ucy9jdXJyZW50YgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("Chl0b2xsZ2F0ZS92MS9hY2NvdW50LnByb3RvEgt0b2xsZ2F0ZS52MSKDAgoHQWNjb3VudBIQCgJpZBgBIAEoCUIE4kEBAxIMCgRuYW1lGAIgASgJEhAKCGRpc2FibGVkGAMgASgIEhYKDmJhbGFuY2VfbWljcm9zGAQgASgDEhMKC2JhbGFuY2VfdXNkGAUgASgJEhMKC2hlbGRfbWljcm9zGAYgASgDEhAKCGhlbGRfdXNkGAcgASgJEhgKEGF2YWlsYWJsZV9taWNyb3MYCCABKAMSFQoNYXZhaWxhYmxlX3VzZBgJIAEoCRIQCghkaXNjb3VudBgKIAEoCRIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAitgEKC0xlZGdlckVudHJ5EgoKAmlkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSFQoNYW1vdW50X21pY3JvcxgDIAEoAxISCgphbW91bnRfdXNkGAQgASgJEgwKBGtpbmQYBSABKAkSDQoFYWN0b3IYBiABKAkSDgoGcmVhc29uGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJUChRDcmVhdGVBY2NvdW50UmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECEhYKCHBhc3N3b3JkGAIgASgJQgTiQQECEhAKCGRpc2NvdW50GAMgASgJIj4KFUNyZWF0ZUFjY291bnRSZXNwb25zZRIlCgdhY2NvdW50GAEgASgLMhQudG9sbGdhdGUudjEuQWNjb3VudCI8ChNMaXN0QWNjb3VudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlcKFExpc3RBY2NvdW50c1Jlc3BvbnNlEiYKCGFjY291bnRzGAEgAygLMhQudG9sbGdhdGUudjEuQWNjb3VudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJwoRR2V0QWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCSI7ChJHZXRBY2NvdW50UmVzcG9uc2USJQoHYWNjb3VudBgBIAEoCzIULnRvbGxnYXRlLnYxLkFjY291bnQiKwoVRGlzYWJsZUFjY291bnRSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkiPwoWRGlzYWJsZUFjY291bnRSZXNwb25zZRIlCgdhY2NvdW50GAEgASgLMhQudG9sbGdhdGUudjEuQWNjb3VudCKIAQoUVXBkYXRlQWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIrCgdhY2NvdW50GAIgASgLMhQudG9sbGdhdGUudjEuQWNjb3VudEIE4kEBAhIvCgt1cGRhdGVfbWFzaxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siPgoVVXBkYXRlQWNjb3VudFJlc3BvbnNlEiUKB2FjY291bnQYASABKAsyFC50b2xsZ2F0ZS52MS5BY2NvdW50IkcKGVNldEFjY291bnRQYXNzd29yZFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIWCghwYXNzd29yZBgCIAEoCUIE4kEBAiI0ChpTZXRBY2NvdW50UGFzc3dvcmRSZXNwb25zZRIWCg5lbmRlZF9zZXNzaW9ucxgBIAEoBSJUChRDcmVkaXRBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhgKCmFtb3VudF91c2QYAiABKAlCBOJBAQISDgoGcmVhc29uGAMgASgJImcKFUNyZWRpdEFjY291bnRSZXNwb25zZRInCgVlbnRyeRgBIAEoCzIYLnRvbGxnYXRlLnYxLkxlZGdlckVudHJ5EiUKB2FjY291bnQYAiABKAsyFC50b2xsZ2F0ZS52MS5BY2NvdW50IkIKFENyZWF0ZVNlc3Npb25SZXF1ZXN0EhIKBG5hbWUYASABKAlCBOJBAQISFgoIcGFzc3dvcmQYAiABKAlCBOJBAQIicwoVQ3JlYXRlU2Vzc2lvblJlc3BvbnNlEhUKDXNlc3Npb25fdG9rZW4YASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmFjY291bnRfaWQYAyABKAkiUwoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0Eh4KEGN1cnJlbnRfcGFzc3dvcmQYASABKAlCBOJBAQISGgoMbmV3X3Bhc3N3b3JkGAIgASgJQgTiQQECIjAKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USFgoOZW5kZWRfc2Vzc2lvbnMYASABKAUiFgoURGVsZXRlU2Vzc2lvblJlcXVlc3QiFwoVRGVsZXRlU2Vzc2lvblJlc3BvbnNlMp8KCg5BY2NvdW50U2VydmljZRJzCg1DcmVhdGVBY2NvdW50EiEudG9sbGdhdGUudjEuQ3JlYXRlQWNjb3VudFJlcXVlc3QaIi50b2xsZ2F0ZS52MS5DcmVhdGVBY2NvdW50UmVzcG9uc2UiG4LT5JMCFToBKiIQL2FwaS92MS9hY2NvdW50cxJtCgxMaXN0QWNjb3VudHMSIC50b2xsZ2F0ZS52MS5MaXN0QWNjb3VudHNSZXF1ZXN0GiEudG9sbGdhdGUudjEuTGlzdEFjY291bnRzUmVzcG9uc2UiGILT5JMCEhIQL2FwaS92MS9hY2NvdW50cxJ0CgpHZXRBY2NvdW50Eh4udG9sbGdhdGUudjEuR2V0QWNjb3VudFJlcXVlc3QaHy50b2xsZ2F0ZS52MS5HZXRBY2NvdW50UmVzcG9uc2UiJYLT5JMCHxIdL2FwaS92MS9hY2NvdW50cy97YWNjb3VudF9pZH0SiwEKDkRpc2FibGVBY2NvdW50EiIudG9sbGdhdGUudjEuRGlzYWJsZUFjY291bnRSZXF1ZXN0GiMudG9sbGdhdGUudjEuRGlzYWJsZUFjY291bnRSZXNwb25zZSIwgtPkkwIqOgEqIiUvYXBpL3YxL2FjY291bnRzL3thY2NvdW50X2lkfTpkaXNhYmxlEoYBCg1VcGRhdGVBY2NvdW50EiEudG9sbGdhdGUudjEuVXBkYXRlQWNjb3VudFJlcXVlc3QaIi50b2xsZ2F0ZS52MS5VcGRhdGVBY2NvdW50UmVzcG9uc2UiLoLT5JMCKDoHYWNjb3VudDIdL2FwaS92MS9hY2NvdW50cy97YWNjb3VudF9pZH0SmwEKElNldEFjY291bnRQYXNzd29yZBImLnRvbGxnYXRlLnYxLlNldEFjY291bnRQYXNzd29yZFJlcXVlc3QaJy50b2xsZ2F0ZS52MS5TZXRBY2NvdW50UGFzc3dvcmRSZXNwb25zZSI0gtPkkwIuOgEqIikvYXBpL3YxL2FjY291bnRzL3thY2NvdW50X2lkfTpzZXRQYXNzd29yZBKHAQoNQ3JlZGl0QWNjb3VudBIhLnRvbGxnYXRlLnYxLkNyZWRpdEFjY291bnRSZXF1ZXN0GiIudG9sbGdhdGUudjEuQ3JlZGl0QWNjb3VudFJlc3BvbnNlIi+C0+STAik6ASoiJC9hcGkvdjEvYWNjb3VudHMve2FjY291bnRfaWR9OmNyZWRpdBJzCg1DcmVhdGVTZXNzaW9uEiEudG9sbGdhdGUudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QaIi50b2xsZ2F0ZS52MS5DcmVhdGVTZXNzaW9uUmVzcG9uc2UiG4LT5JMCFToBKiIQL2FwaS92MS9zZXNzaW9ucxKEAQoOQ2hhbmdlUGFzc3dvcmQSIi50b2xsZ2F0ZS52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaIy50b2xsZ2F0ZS52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlIimC0+STAiM6ASoiHi9hcGkvdjEvYWNjb3VudDpjaGFuZ2VQYXNzd29yZBJ4Cg1EZWxldGVTZXNzaW9uEiEudG9sbGdhdGUudjEuRGVsZXRlU2Vzc2lvblJlcXVlc3QaIi50b2xsZ2F0ZS52MS5EZWxldGVTZXNzaW9uUmVzcG9uc2UiIILT5JMCGioYL2FwaS92MS9zZXNzaW9ucy9jdXJyZW50YgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A customer account with its prepaid balance. Money is integer micro-USD with a USD decimal string beside it.
@@ -377,6 +377,53 @@ export const UpdateAccountResponseSchema: GenMessage<UpdateAccountResponse> = /*
   messageDesc(file_tollgate_v1_account, 11);
 
 /**
+ * Request of AccountService.SetAccountPassword.
+ *
+ * @generated from message tollgate.v1.SetAccountPasswordRequest
+ */
+export type SetAccountPasswordRequest = Message<"tollgate.v1.SetAccountPasswordRequest"> & {
+  /**
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * 8 to 256 characters; stored only as an argon2id hash.
+   *
+   * @generated from field: string password = 2;
+   */
+  password: string;
+};
+
+/**
+ * Describes the message tollgate.v1.SetAccountPasswordRequest.
+ * Use `create(SetAccountPasswordRequestSchema)` to create a new message.
+ */
+export const SetAccountPasswordRequestSchema: GenMessage<SetAccountPasswordRequest> = /*@__PURE__*/
+  messageDesc(file_tollgate_v1_account, 12);
+
+/**
+ * Response of AccountService.SetAccountPassword.
+ *
+ * @generated from message tollgate.v1.SetAccountPasswordResponse
+ */
+export type SetAccountPasswordResponse = Message<"tollgate.v1.SetAccountPasswordResponse"> & {
+  /**
+   * The account's console sessions that ended.
+   *
+   * @generated from field: int32 ended_sessions = 1;
+   */
+  endedSessions: number;
+};
+
+/**
+ * Describes the message tollgate.v1.SetAccountPasswordResponse.
+ * Use `create(SetAccountPasswordResponseSchema)` to create a new message.
+ */
+export const SetAccountPasswordResponseSchema: GenMessage<SetAccountPasswordResponse> = /*@__PURE__*/
+  messageDesc(file_tollgate_v1_account, 13);
+
+/**
  * Request of AccountService.CreditAccount.
  *
  * @generated from message tollgate.v1.CreditAccountRequest
@@ -407,7 +454,7 @@ export type CreditAccountRequest = Message<"tollgate.v1.CreditAccountRequest"> &
  * Use `create(CreditAccountRequestSchema)` to create a new message.
  */
 export const CreditAccountRequestSchema: GenMessage<CreditAccountRequest> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_account, 12);
+  messageDesc(file_tollgate_v1_account, 14);
 
 /**
  * Response of AccountService.CreditAccount.
@@ -431,7 +478,7 @@ export type CreditAccountResponse = Message<"tollgate.v1.CreditAccountResponse">
  * Use `create(CreditAccountResponseSchema)` to create a new message.
  */
 export const CreditAccountResponseSchema: GenMessage<CreditAccountResponse> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_account, 13);
+  messageDesc(file_tollgate_v1_account, 15);
 
 /**
  * Request of AccountService.CreateSession.
@@ -455,7 +502,7 @@ export type CreateSessionRequest = Message<"tollgate.v1.CreateSessionRequest"> &
  * Use `create(CreateSessionRequestSchema)` to create a new message.
  */
 export const CreateSessionRequestSchema: GenMessage<CreateSessionRequest> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_account, 14);
+  messageDesc(file_tollgate_v1_account, 16);
 
 /**
  * Response of AccountService.CreateSession.
@@ -486,7 +533,54 @@ export type CreateSessionResponse = Message<"tollgate.v1.CreateSessionResponse">
  * Use `create(CreateSessionResponseSchema)` to create a new message.
  */
 export const CreateSessionResponseSchema: GenMessage<CreateSessionResponse> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_account, 15);
+  messageDesc(file_tollgate_v1_account, 17);
+
+/**
+ * Request of AccountService.ChangePassword.
+ *
+ * @generated from message tollgate.v1.ChangePasswordRequest
+ */
+export type ChangePasswordRequest = Message<"tollgate.v1.ChangePasswordRequest"> & {
+  /**
+   * @generated from field: string current_password = 1;
+   */
+  currentPassword: string;
+
+  /**
+   * 8 to 256 characters; stored only as an argon2id hash.
+   *
+   * @generated from field: string new_password = 2;
+   */
+  newPassword: string;
+};
+
+/**
+ * Describes the message tollgate.v1.ChangePasswordRequest.
+ * Use `create(ChangePasswordRequestSchema)` to create a new message.
+ */
+export const ChangePasswordRequestSchema: GenMessage<ChangePasswordRequest> = /*@__PURE__*/
+  messageDesc(file_tollgate_v1_account, 18);
+
+/**
+ * Response of AccountService.ChangePassword.
+ *
+ * @generated from message tollgate.v1.ChangePasswordResponse
+ */
+export type ChangePasswordResponse = Message<"tollgate.v1.ChangePasswordResponse"> & {
+  /**
+   * The account's other console sessions, which ended.
+   *
+   * @generated from field: int32 ended_sessions = 1;
+   */
+  endedSessions: number;
+};
+
+/**
+ * Describes the message tollgate.v1.ChangePasswordResponse.
+ * Use `create(ChangePasswordResponseSchema)` to create a new message.
+ */
+export const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse> = /*@__PURE__*/
+  messageDesc(file_tollgate_v1_account, 19);
 
 /**
  * Request of AccountService.DeleteSession.
@@ -501,7 +595,7 @@ export type DeleteSessionRequest = Message<"tollgate.v1.DeleteSessionRequest"> &
  * Use `create(DeleteSessionRequestSchema)` to create a new message.
  */
 export const DeleteSessionRequestSchema: GenMessage<DeleteSessionRequest> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_account, 16);
+  messageDesc(file_tollgate_v1_account, 20);
 
 /**
  * Response of AccountService.DeleteSession.
@@ -516,7 +610,7 @@ export type DeleteSessionResponse = Message<"tollgate.v1.DeleteSessionResponse">
  * Use `create(DeleteSessionResponseSchema)` to create a new message.
  */
 export const DeleteSessionResponseSchema: GenMessage<DeleteSessionResponse> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_account, 17);
+  messageDesc(file_tollgate_v1_account, 21);
 
 /**
  * AccountService holds the operator's calls (accounts and credits, with the operator key) and the
@@ -579,6 +673,17 @@ export const AccountService: GenService<{
     output: typeof UpdateAccountResponseSchema;
   },
   /**
+   * Operator: sets an account's console password (when its owner forgot it, say). Every console
+   * session of the account ends; its API keys keep working.
+   *
+   * @generated from rpc tollgate.v1.AccountService.SetAccountPassword
+   */
+  setAccountPassword: {
+    methodKind: "unary";
+    input: typeof SetAccountPasswordRequestSchema;
+    output: typeof SetAccountPasswordResponseSchema;
+  },
+  /**
    * Operator: adds money to a balance. Requires `idempotency-key` metadata (the Idempotency-Key
    * header over REST): the same key and body credit once; the same key with another body is refused.
    *
@@ -598,6 +703,18 @@ export const AccountService: GenService<{
     methodKind: "unary";
     input: typeof CreateSessionRequestSchema;
     output: typeof CreateSessionResponseSchema;
+  },
+  /**
+   * Console: changes the password of the session's account, given the current one. A wrong current
+   * password counts as a failed login (and is throttled as one); the account's other console
+   * sessions end, the one making the call stays.
+   *
+   * @generated from rpc tollgate.v1.AccountService.ChangePassword
+   */
+  changePassword: {
+    methodKind: "unary";
+    input: typeof ChangePasswordRequestSchema;
+    output: typeof ChangePasswordResponseSchema;
   },
   /**
    * Console logout: ends the session that makes the call.
