@@ -9,13 +9,15 @@ import uuid
 from datetime import datetime
 
 from server.auth import operator_key_sha256, print_operator_key
-from server.bootstrap import build_revocations, open_store
+from server.bootstrap import build_limiter, build_revocations, open_store
 from server.config import Config
 from server.domain.accounts import Accounts
 from server.domain.catalogue import Catalogue
+from server.domain.login_throttle import LoginThrottle
 from server.domain.money import format_usd, parse_usd
 from server.domain.passwords import Passwords
 from server.domain.records import TokenSettings
+from server.domain.sessions import Sessions
 from server.domain.token_cache import TokenCache
 from server.domain.tokens import Tokens
 from server.errors import InvalidArgumentError, NotFoundError
@@ -69,11 +71,12 @@ async def run(config: Config, args: argparse.Namespace) -> None:
         if args.command == "migrate":
             print(f"database schema at version {await store.schema_version()}")
             return
-        _, generated_key = await operator_key_sha256(store, config.admin_key)
+        key_sha256, generated_key = await operator_key_sha256(store, config.admin_key)
         if generated_key:
             print_operator_key(generated_key)
         nothing_cached = TokenCache(ttl=0, backstop_ttl=0, publisher=revocations)  # one command: no look-ups to keep
-        accounts = Accounts(store.accounts, Passwords(), nothing_cached)
+        passwords = Passwords()
+        accounts = Accounts(store.accounts, passwords, nothing_cached)
         tokens = Tokens(store.tokens, Catalogue(config.models).ids(), nothing_cached)
         if args.command == "account" and args.action == "create":
             password = _password(args.password_stdin)
@@ -83,7 +86,13 @@ async def run(config: Config, args: argparse.Namespace) -> None:
                 print(f"console password (shown once): {password}")
         elif args.command == "account" and args.action == "password":
             password = _password(args.password_stdin)
-            ended = await accounts.set_password(await _account_id(store.accounts, args.name), password)
+            limiter = build_limiter(config)  # with Redis, a lock-out of the name ends on every replica
+            try:
+                throttle = LoginThrottle(limiter)
+                sessions = Sessions(store.accounts, store.sessions, passwords, throttle, key_sha256)
+                ended = await sessions.reset_password(await _account_id(store.accounts, args.name), password)
+            finally:
+                await limiter.close()
             print(f"password of {args.name} set; {ended} console session(s) ended")
             if not args.password_stdin:
                 print(f"console password (shown once): {password}")

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from tollgate.v1 import account_pb2
 
@@ -242,6 +243,18 @@ async def test_the_operator_sets_a_forgotten_password_and_the_account_s_sessions
     assert mine.status_code == 401  # that session ended; a live one is refused too:
     live = {"authorization": f"Bearer {new.json()['session_token']}"}
     assert (await running.http.post(path, json={"password": "not mine to set"}, headers=live)).status_code == 403
+    elsewhere = httpx.AsyncHTTPTransport(local_address="127.0.0.2")  # another address, locked out on its own
+    async with httpx.AsyncClient(base_url=running.base_url, transport=elsewhere) as guesser:
+        for _ in range(5):  # the owner forgets it again, and locks the name out
+            await guesser.post("/api/v1/sessions", json={"name": "alice", "password": "forgotten again"})
+        locked = await running.http.post("/api/v1/sessions", json={"name": "alice", "password": "set by the operator"})
+        assert locked.status_code == 429
+        reply = await running.http.post(path, json={"password": "set once more"}, headers=running.operator())
+        assert reply.status_code == 200  # and the name's lock-out ends with it
+        again = await running.http.post("/api/v1/sessions", json={"name": "alice", "password": "set once more"})
+        assert again.status_code == 200
+        from_there = await guesser.post("/api/v1/sessions", json={"name": "alice", "password": "set once more"})
+        assert from_there.status_code == 429  # the address's does not: it may be someone else's
     missing = "/api/v1/accounts/acc_nope:setPassword"
     assert (
         await running.http.post(missing, json={"password": "long enough"}, headers=running.operator())

@@ -72,13 +72,6 @@ class Accounts:
             await self._cache.revoke_account(account_id)
         return account
 
-    async def set_password(self, account_id: str, password: str) -> int:
-        """A new console password; the account's sessions end. Returns how many did."""
-        ended = await self._store.set_password(account_id, await self._passwords.hash(password))
-        if ended is None:
-            raise NotFoundError("no such account", param="account_id")
-        return ended
-
     async def disable(self, account_id: str) -> Account:
         return await self.update(account_id, {"disabled": True})
 

@@ -76,6 +76,18 @@ class Sessions:
         await self._throttle.succeeded(account.name)
         return ended
 
+    async def reset_password(self, account_id: str, password: str) -> int:
+        """The operator's: a new password for an account whose owner forgot it. Its sessions end, and so does its
+        name's lock-out (an address's stays: it may be someone else's). Returns how many sessions ended."""
+        account = await self._accounts.get_account(account_id)
+        if account is None:
+            raise NotFoundError("no such account", param="account_id")
+        ended = await self._accounts.set_password(account_id, await self._passwords.hash(password))
+        if ended is None:
+            raise NotFoundError("no such account", param="account_id")
+        await self._throttle.succeeded(account.name)
+        return ended
+
     async def logout(self, session_hash: str) -> None:
         await self._sessions.delete_session(session_hash)
 

@@ -62,7 +62,7 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
     async def SetAccountPassword(
         self, request: account_pb2.SetAccountPasswordRequest, context: Context
     ) -> account_pb2.SetAccountPasswordResponse:
-        ended = await self._accounts.set_password(request.account_id, request.password)
+        ended = await self._sessions.reset_password(request.account_id, request.password)
         return account_pb2.SetAccountPasswordResponse(ended_sessions=ended)
 
     async def CreditAccount(
