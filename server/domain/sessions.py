@@ -12,7 +12,7 @@ from server.domain.accounts import OPERATOR_NAME
 from server.domain.clock import utcnow
 from server.domain.login_throttle import LoginThrottle
 from server.domain.passwords import Passwords
-from server.domain.records import Session
+from server.domain.records import Account, Session
 from server.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from server.storage.base import AccountStore, SessionStore
 
@@ -61,28 +61,28 @@ class Sessions:
     async def change_password(self, account_id: str, session_hash: str, current: str, new: str, client_ip: str) -> int:
         """Sets `new` if `current` is right (a wrong one counts as a failed login); ends the account's other
         sessions and returns how many did."""
-        account = await self._accounts.get_account(account_id)
-        if account is None:
-            raise NotFoundError("no such account")
+        account = await self._account(account_id)
         await self._throttle.check(account.name, client_ip)
         credentials = await self._accounts.credentials(account.name)
         if credentials is None or not await self._passwords.verify(credentials.password_hash, current):
             await self._throttle.failed(account.name, client_ip)
             raise PermissionDeniedError("the current password is wrong", reason="wrong_password")
-        new_hash = await self._passwords.hash(new, param="new_password")
-        ended = await self._accounts.set_password(account_id, new_hash, keep_session=session_hash)
-        if ended is None:
-            raise NotFoundError("no such account")
-        await self._throttle.succeeded(account.name)
-        return ended
+        return await self._set_password(account, await self._passwords.hash(new, param="new_password"), session_hash)
 
     async def reset_password(self, account_id: str, password: str) -> int:
         """The operator's: a new password for an account whose owner forgot it. Its sessions end, and so does its
         name's lock-out (an address's stays: it may be someone else's). Returns how many sessions ended."""
+        account = await self._account(account_id)
+        return await self._set_password(account, await self._passwords.hash(password))
+
+    async def _account(self, account_id: str) -> Account:
         account = await self._accounts.get_account(account_id)
         if account is None:
             raise NotFoundError("no such account", param="account_id")
-        ended = await self._accounts.set_password(account_id, await self._passwords.hash(password))
+        return account
+
+    async def _set_password(self, account: Account, password_hash: str, keep_session: str = "") -> int:
+        ended = await self._accounts.set_password(account.id, password_hash, keep_session)
         if ended is None:
             raise NotFoundError("no such account", param="account_id")
         await self._throttle.succeeded(account.name)
