@@ -166,7 +166,7 @@ async def test_a_hostile_token_name_is_shown_as_text_and_runs_nothing(env: Relay
     assert dialogs == []
 
 
-async def test_the_operator_credits_sets_a_discount_disables_and_enables_an_account(env: RelayEnv) -> None:
+async def test_the_operator_exports_logs_credits_sets_a_discount_disables_and_enables_an_account(env: RelayEnv) -> None:
     async with browser_page(env.running.base_url) as page:
         await page.goto("/")
         await page.get_by_label("Name").fill("operator")
@@ -178,11 +178,21 @@ async def test_the_operator_credits_sets_a_discount_disables_and_enables_an_acco
         await expect(page.get_by_role("link", name="Tokens")).to_be_hidden()
         row = page.locator("#account-list tbody tr", has_text="user")
         await expect(row).to_contain_text(usd(STARTING_BALANCE))
+        await _chat(env.running.base_url, env.key)
+        async with page.expect_download() as download_info:
+            await row.get_by_role("button", name="Logs (CSV)").click()
+        assert (await download_info.value).suggested_filename == "tollgate-logs-user.csv"
+        (csv_row,) = list(csv.DictReader(Path(await (await download_info.value).path()).read_text().splitlines()))
+        assert (csv_row["requested_model"], csv_row["status"]) == ("deepseek-chat", "ok")
+        await page.reload()  # the balance after that call
+        row = page.locator("#account-list tbody tr", has_text="user")
+        spent = STARTING_BALANCE - int(csv_row["cost_micros"])
+        await expect(row).to_contain_text(usd(spent))
         for credited in (1, 2):
             await row.locator("input[name=amount_usd]").fill("2.5")
             await row.locator("input[name=reason]").fill("goodwill")
             await row.get_by_role("button", name="Credit").click()
-            await expect(row).to_contain_text(usd(STARTING_BALANCE + credited * 2_500_000))
+            await expect(row).to_contain_text(usd(spent + credited * 2_500_000))
         await row.locator("input[name=discount]").fill("0.90")
         await row.get_by_role("button", name="Set", exact=True).click()
         await expect(row.locator("input[name=discount]")).to_have_value("0.9")

@@ -96,6 +96,27 @@ async def test_export_needs_a_session_and_valid_filters(env: RelayEnv) -> None:
     assert bad.status_code == 400
 
 
+async def test_the_operator_reads_an_account_s_logs_and_an_account_only_its_own(env: RelayEnv) -> None:
+    await _call(env, "deepseek-chat")
+    account_id = (await env.running.http.get("/api/v1/account", headers=env.session)).json()["id"]
+    operator, http = env.running.operator(), env.running.http
+    own = await _logs(env)
+    listed = await http.get("/api/v1/logs", params={"account_id": account_id}, headers=operator)
+    assert listed.status_code == 200 and listed.json()["logs"] == own
+    exported = await http.get("/api/v1/logs:export", params={"account_id": account_id}, headers=operator)
+    assert [row["request_id"] for row in _rows(exported.text)] == [log["request_id"] for log in own]
+    assert (await http.get("/api/v1/logs", headers=operator)).status_code == 400  # whose?
+    unknown = await http.get("/api/v1/logs", params={"account_id": "acc_nope"}, headers=operator)
+    assert unknown.status_code == 404
+    other_id = await env.running.create_account("mallory")
+    other = await env.running.login("mallory")
+    assert (await http.get("/api/v1/logs", params={"account_id": account_id}, headers=other)).status_code == 404
+    assert (await http.get("/api/v1/logs", params={"account_id": other_id}, headers=other)).json()["logs"] == []
+    assert (await http.get("/api/v1/logs", params={"account_id": account_id}, headers=env.session)).json()[
+        "logs"
+    ] == own
+
+
 async def test_export_pages_through_every_log(env: RelayEnv) -> None:
     for _ in range(5):
         await _call(env, "deepseek-chat")

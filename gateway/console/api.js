@@ -50,6 +50,19 @@ export async function call(method, path, { body, headers = {}, raw = false } = {
 
 export const get = (path) => call("GET", path);
 
+// Saves what GET `path` answers as a file named `filename` (a CSV export, say), with the session's credential.
+export async function download(path, filename) {
+  const response = await call("GET", path, { raw: true });
+  const url = URL.createObjectURL(await response.blob());
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
 export function query(params) {
   const search = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) if (value !== "" && value != null) search.set(key, value);

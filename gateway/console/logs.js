@@ -1,5 +1,5 @@
 // Logs: every call's metadata with filters, cursor pagination and CSV export.
-import { call, get, query } from "/console/api.js";
+import { download, get, query } from "/console/api.js";
 import { count, el, errorBox, table, usd, when } from "/console/format.js";
 
 const PAGE_SIZES = ["25", "50", "100", "500"];
@@ -63,13 +63,7 @@ export async function logsPage() {
   async function exportCsv() {
     status.replaceChildren(el("p", { class: "note" }, "Preparing CSV…"));
     try {
-      const response = await call("GET", `/api/v1/logs:export${query(params())}`, { raw: true });
-      const url = URL.createObjectURL(await response.blob());
-      const link = el("a", { href: url, download: "tollgate-logs.csv" });
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      await download(`/api/v1/logs:export${query(params())}`, "tollgate-logs.csv");
       status.replaceChildren();
     } catch (error) {
       status.replaceChildren(errorBox(error));

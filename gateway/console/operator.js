@@ -1,6 +1,6 @@
 // Operator: accounts, credit a balance (one Idempotency-Key per form submission), set a discount, disable or
-// enable, reset a forgotten password.
-import { call, get } from "/console/api.js";
+// enable, reset a forgotten password, download an account's logs.
+import { call, download, get, query } from "/console/api.js";
 import { el, errorBox, table, usd, when } from "/console/format.js";
 import { resetPasswordButton } from "/console/password.js";
 
@@ -62,6 +62,18 @@ function statusButton(account, refresh) {
   return button;
 }
 
+function logsButton(account) {
+  const button = el("button", { type: "button" }, "Logs (CSV)");
+  button.addEventListener("click", async () => {
+    try {
+      await download(`/api/v1/logs:export${query({ account_id: account.id })}`, `tollgate-logs-${account.name}.csv`);
+    } catch (error) {
+      button.after(errorBox(error));
+    }
+  });
+  return button;
+}
+
 export async function operatorPage() {
   const list = el("div", { id: "account-list" });
   async function refresh() {
@@ -78,7 +90,7 @@ export async function operatorPage() {
             ["Status", (a) => (a.disabled ? "disabled" : "active")],
             ["Discount", (a) => discountForm(a, refresh)],
             ["Credit", (a) => creditForm(a, refresh)],
-            ["", (a) => el("div", { class: "actions" }, statusButton(a, refresh), " ", resetPasswordButton(a))],
+            ["", (a) => el("div", { class: "actions" }, statusButton(a, refresh), " ", resetPasswordButton(a), " ", logsButton(a))],
           ],
           reply.accounts,
           "No accounts yet: create one with `tollgate account create NAME` or POST /api/v1/accounts.",

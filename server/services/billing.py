@@ -8,13 +8,14 @@ from typing import Any
 import grpc
 from tollgate.v1 import billing_pb2, billing_pb2_grpc
 
+from server.access import Role
 from server.domain.accounts import Accounts
 from server.domain.billing import Billing
 from server.domain.money import MICROS_PER_USD, format_usd
 from server.domain.pricing import Price
 from server.domain.records import ApiToken, UsageRecord
 from server.domain.tokens import Tokens
-from server.errors import InvalidArgumentError, PermissionDeniedError
+from server.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
 from server.interceptors import current_principal
 from server.services.convert import account_message, from_timestamp, timestamp
 
@@ -90,10 +91,22 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             filters["start"] = from_timestamp(request.start_time)
         if request.HasField("end_time"):
             filters["end"] = from_timestamp(request.end_time)
-        page = await self._billing.usage(current_principal().account_id, filters, request.page_size, request.page_token)
+        account_id = await self._account_asked(request.account_id)
+        page = await self._billing.usage(account_id, filters, request.page_size, request.page_token)
         return billing_pb2.ListUsageLogsResponse(
             logs=[usage_message(row) for row in page.items], next_page_token=page.next_page_token
         )
+
+    async def _account_asked(self, asked: str) -> str:
+        """The account a call reads: the operator's must name one; a session reads its own, and no other."""
+        principal = current_principal()
+        if principal.role is not Role.OPERATOR:
+            if asked and asked != principal.account_id:
+                raise NotFoundError("no such account", param="account_id")
+            return principal.account_id
+        if not asked:
+            raise InvalidArgumentError("account_id must name the account whose logs to list", param="account_id")
+        return (await self._accounts.get(asked)).id
 
     async def GetUsageSummary(
         self, request: billing_pb2.GetUsageSummaryRequest, context: Context

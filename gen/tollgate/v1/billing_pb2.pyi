@@ -183,11 +183,16 @@ class ListUsageLogsRequest(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     page_token: _builtins.str
     token_id: _builtins.str
     model: _builtins.str
     status: _builtins.str
+    account_id: _builtins.str
+    """The operator's: the account whose logs to list (required with the operator key). An account's
+    session lists its own; another account's id answers not found.
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -202,10 +207,11 @@ class ListUsageLogsRequest(_message.Message):
         status: _builtins.str = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
+        account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "model", b"model", "page_size", b"page_size", "page_token", b"page_token", "start_time", b"start_time", "status", b"status", "token_id", b"token_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "end_time", b"end_time", "model", b"model", "page_size", b"page_size", "page_token", b"page_token", "start_time", b"start_time", "status", b"status", "token_id", b"token_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

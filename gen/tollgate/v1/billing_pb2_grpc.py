@@ -81,7 +81,8 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListUsageLogs(self, request, context):
-        """One row per relayed call, newest first, with filters and cursor pagination.
+        """One row per relayed call, newest first, with filters and cursor pagination: the session's
+        account's, or (with the operator key) the account named by account_id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

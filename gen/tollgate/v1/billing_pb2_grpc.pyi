@@ -38,7 +38,9 @@ class BillingServiceStub:
     GetBalance: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetBalanceRequest, _billing_pb2.GetBalanceResponse]
     """The caller's account with its balance, holds and available amount."""
     ListUsageLogs: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListUsageLogsRequest, _billing_pb2.ListUsageLogsResponse]
-    """One row per relayed call, newest first, with filters and cursor pagination."""
+    """One row per relayed call, newest first, with filters and cursor pagination: the session's
+    account's, or (with the operator key) the account named by account_id.
+    """
     GetUsageSummary: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetUsageSummaryRequest, _billing_pb2.GetUsageSummaryResponse]
     """Totals by day, model or token."""
     ListPrices: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListPricesRequest, _billing_pb2.ListPricesResponse]
@@ -58,7 +60,9 @@ class BillingServiceAsyncStub(BillingServiceStub):
     GetBalance: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetBalanceRequest, _billing_pb2.GetBalanceResponse]  # type: ignore[assignment]
     """The caller's account with its balance, holds and available amount."""
     ListUsageLogs: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListUsageLogsRequest, _billing_pb2.ListUsageLogsResponse]  # type: ignore[assignment]
-    """One row per relayed call, newest first, with filters and cursor pagination."""
+    """One row per relayed call, newest first, with filters and cursor pagination: the session's
+    account's, or (with the operator key) the account named by account_id.
+    """
     GetUsageSummary: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetUsageSummaryRequest, _billing_pb2.GetUsageSummaryResponse]  # type: ignore[assignment]
     """Totals by day, model or token."""
     ListPrices: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListPricesRequest, _billing_pb2.ListPricesResponse]  # type: ignore[assignment]
@@ -87,7 +91,9 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_pb2.ListUsageLogsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.ListUsageLogsResponse, _abc.Awaitable[_billing_pb2.ListUsageLogsResponse]]:
-        """One row per relayed call, newest first, with filters and cursor pagination."""
+        """One row per relayed call, newest first, with filters and cursor pagination: the session's
+        account's, or (with the operator key) the account named by account_id.
+        """
 
     @_abc_1.abstractmethod
     def GetUsageSummary(
