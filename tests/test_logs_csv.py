@@ -96,7 +96,7 @@ async def test_export_needs_a_session_and_valid_filters(env: RelayEnv) -> None:
     assert bad.status_code == 400
 
 
-async def test_the_operator_reads_an_account_s_logs_and_an_account_only_its_own(env: RelayEnv) -> None:
+async def test_the_operator_reads_an_account_s_logs_and_totals_and_an_account_only_its_own(env: RelayEnv) -> None:
     await _call(env, "deepseek-chat")
     account_id = (await env.running.http.get("/api/v1/account", headers=env.session)).json()["id"]
     operator, http = env.running.operator(), env.running.http
@@ -115,6 +115,14 @@ async def test_the_operator_reads_an_account_s_logs_and_an_account_only_its_own(
     assert (await http.get("/api/v1/logs", params={"account_id": account_id}, headers=env.session)).json()[
         "logs"
     ] == own
+    by_model = {"group_by": "USAGE_GROUPING_MODEL"}
+    totals = (await http.get("/api/v1/usage", params=by_model, headers=env.session)).json()["buckets"]
+    assert [bucket["cost_micros"] for bucket in totals] == [own[0]["cost_micros"]]
+    read = await http.get("/api/v1/usage", params={**by_model, "account_id": account_id}, headers=operator)
+    assert read.json()["buckets"] == totals
+    assert (await http.get("/api/v1/usage", params=by_model, headers=operator)).status_code == 400
+    others = await http.get("/api/v1/usage", params={**by_model, "account_id": account_id}, headers=other)
+    assert others.status_code == 404
 
 
 async def test_export_pages_through_every_log(env: RelayEnv) -> None:

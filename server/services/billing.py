@@ -105,7 +105,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
                 raise NotFoundError("no such account", param="account_id")
             return principal.account_id
         if not asked:
-            raise InvalidArgumentError("account_id must name the account whose logs to list", param="account_id")
+            raise InvalidArgumentError("account_id must name the account to read", param="account_id")
         return (await self._accounts.get(asked)).id
 
     async def GetUsageSummary(
@@ -120,7 +120,8 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             if request.HasField("start_time")
             else end - timedelta(days=DEFAULT_SUMMARY_DAYS)
         )
-        rows = await self._billing.totals(current_principal().account_id, group, start.date(), end.date())
+        account_id = await self._account_asked(request.account_id)
+        rows = await self._billing.totals(account_id, group, start.date(), end.date())
         buckets = [
             billing_pb2.UsageBucket(
                 day=row.get("day", ""),

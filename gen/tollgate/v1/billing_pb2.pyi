@@ -190,8 +190,8 @@ class ListUsageLogsRequest(_message.Message):
     model: _builtins.str
     status: _builtins.str
     account_id: _builtins.str
-    """The operator's: the account whose logs to list (required with the operator key). An account's
-    session lists its own; another account's id answers not found.
+    """The operator's: the account whose logs to list (required with the operator key). An
+    account's session lists its own; another account's id answers not found.
     """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
@@ -251,7 +251,12 @@ class GetUsageSummaryRequest(_message.Message):
     GROUP_BY_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     group_by: Global___UsageGrouping.ValueType
+    account_id: _builtins.str
+    """The operator's: the account whose totals to read (required with the operator key). An
+    account's session reads its own; another account's id answers not found.
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -262,10 +267,11 @@ class GetUsageSummaryRequest(_message.Message):
         group_by: Global___UsageGrouping.ValueType = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
+        account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "group_by", b"group_by", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "end_time", b"end_time", "group_by", b"group_by", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -89,7 +89,8 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetUsageSummary(self, request, context):
-        """Totals by day, model or token.
+        """Totals by day, model or token: the session's account's, or (with the operator key) the
+        account named by account_id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

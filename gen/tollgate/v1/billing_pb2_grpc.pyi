@@ -42,7 +42,9 @@ class BillingServiceStub:
     account's, or (with the operator key) the account named by account_id.
     """
     GetUsageSummary: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetUsageSummaryRequest, _billing_pb2.GetUsageSummaryResponse]
-    """Totals by day, model or token."""
+    """Totals by day, model or token: the session's account's, or (with the operator key) the
+    account named by account_id.
+    """
     ListPrices: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListPricesRequest, _billing_pb2.ListPricesResponse]
     """Each model's upstream and discounted prices and context window."""
     GetSubscription: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetSubscriptionRequest, _billing_pb2.GetSubscriptionResponse]
@@ -64,7 +66,9 @@ class BillingServiceAsyncStub(BillingServiceStub):
     account's, or (with the operator key) the account named by account_id.
     """
     GetUsageSummary: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetUsageSummaryRequest, _billing_pb2.GetUsageSummaryResponse]  # type: ignore[assignment]
-    """Totals by day, model or token."""
+    """Totals by day, model or token: the session's account's, or (with the operator key) the
+    account named by account_id.
+    """
     ListPrices: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListPricesRequest, _billing_pb2.ListPricesResponse]  # type: ignore[assignment]
     """Each model's upstream and discounted prices and context window."""
     GetSubscription: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetSubscriptionRequest, _billing_pb2.GetSubscriptionResponse]  # type: ignore[assignment]
@@ -101,7 +105,9 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_pb2.GetUsageSummaryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.GetUsageSummaryResponse, _abc.Awaitable[_billing_pb2.GetUsageSummaryResponse]]:
-        """Totals by day, model or token."""
+        """Totals by day, model or token: the session's account's, or (with the operator key) the
+        account named by account_id.
+        """
 
     @_abc_1.abstractmethod
     def ListPrices(
