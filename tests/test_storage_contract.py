@@ -247,6 +247,27 @@ async def test_sessions_expire_and_die_with_their_account(store: Store) -> None:
     assert await store.sessions.find_session("s-op", NOW) is None
 
 
+async def test_a_new_password_ends_the_account_s_other_sessions_at_once(store: Store) -> None:
+    for account_id in ("acc_1", "acc_2"):
+        await store.accounts.insert_account(_account(account_id, name=account_id), "old hash")
+    sessions = [
+        Session("s-kept", "acc_1", False, NOW + timedelta(hours=1)),
+        Session("s-other", "acc_1", False, NOW + timedelta(hours=1)),
+        Session("s-expired", "acc_1", False, NOW - timedelta(hours=1)),
+        Session("s-elsewhere", "acc_2", False, NOW + timedelta(hours=1)),
+    ]
+    for session in sessions:
+        await store.sessions.insert_session(session, NOW - timedelta(hours=2))
+    assert await store.accounts.set_password("acc_1", "new hash", NOW, keep_session="s-kept") == 1  # live ones
+    credentials = await store.accounts.credentials("acc_1")
+    assert credentials is not None and credentials.password_hash == "new hash"
+    assert await store.sessions.find_session("s-kept", NOW) == sessions[0]
+    assert await store.sessions.find_session("s-other", NOW) is None
+    assert await store.sessions.find_session("s-elsewhere", NOW) == sessions[3]
+    assert await store.accounts.set_password("acc_1", "newer hash", NOW) == 1  # none kept now
+    assert await store.accounts.set_password("acc_nope", "hash", NOW) is None
+
+
 @pytest.mark.parametrize("limit", ["balance", "cap"])
 async def test_concurrent_holds_admit_exactly_what_is_covered(store: Store, limit: str) -> None:
     await _funded(store, 50 * 1_000 if limit == "balance" else 10**9, cap=50 * 1_000 if limit == "cap" else 0)

@@ -82,7 +82,7 @@ class Sessions:
         return account
 
     async def _set_password(self, account: Account, password_hash: str, keep_session: str = "") -> int:
-        ended = await self._accounts.set_password(account.id, password_hash, keep_session)
+        ended = await self._accounts.set_password(account.id, password_hash, utcnow(), keep_session)
         if ended is None:
             raise NotFoundError("no such account", param="account_id")
         await self._throttle.succeeded(account.name)

@@ -70,10 +70,12 @@ class AccountStore(Protocol):
 
     async def credentials(self, name: str) -> Credentials | None: ...
 
-    async def set_password(self, account_id: str, password_hash: str, keep_session: str = "") -> int | None:
+    async def set_password(
+        self, account_id: str, password_hash: str, now: datetime, keep_session: str = ""
+    ) -> int | None:
         """Sets the console password and ends the account's sessions but `keep_session` (a token hash), at once.
 
-        Returns how many sessions ended; None when no such account.
+        Returns how many live sessions (unexpired at `now`) ended; None when no such account.
         """
         ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from server.domain.records import Account, Credentials, Credit, LedgerEntry
@@ -74,13 +75,19 @@ class SqlAccounts:
         row = await self._db.fetchone("SELECT id, password_hash, disabled FROM accounts WHERE name = ?", (name,))
         return None if row is None else Credentials(row[0], row[1], bool(row[2]))
 
-    async def set_password(self, account_id: str, password_hash: str, keep_session: str = "") -> int | None:
+    async def set_password(
+        self, account_id: str, password_hash: str, now: datetime, keep_session: str = ""
+    ) -> int | None:
         async with self._db.transaction() as tx:
             if not await tx.execute("UPDATE accounts SET password_hash = ? WHERE id = ?", (password_hash, account_id)):
                 return None
-            return await tx.execute(
-                "DELETE FROM sessions WHERE account_id = ? AND token_hash <> ?", (account_id, keep_session)
+            others = (account_id, keep_session)
+            live = await tx.fetchone(
+                "SELECT COUNT(*) FROM sessions WHERE account_id = ? AND token_hash <> ? AND expires_at > ?",
+                (*others, self._db.dialect.time(now)),
             )
+            await tx.execute("DELETE FROM sessions WHERE account_id = ? AND token_hash <> ?", others)
+            return int(live[0]) if live else 0
 
     async def update_account(self, account_id: str, changes: Mapping[str, Any]) -> Account | None:
         assignments = set_clause(changes, _UPDATABLE, "account settings")
