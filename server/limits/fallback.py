@@ -24,6 +24,7 @@ from server.limits.memory import MemoryLimiter
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_Ask = TypeVar("_Ask", LeaseAsk, WindowAsk, FailureAsk)
 
 
 class FallbackLimiter:
@@ -56,9 +57,8 @@ class FallbackLimiter:
         if taken is not None:
             return taken
         self.fallback_decisions += 1
-        shared_lease = dataclasses.replace(lease, limit=self._share(lease.limit)) if lease is not None else None
-        shared_windows = [dataclasses.replace(ask, limit=self._share(ask.limit)) for ask in windows]
-        return await self._local.take(shared_lease, shared_windows)
+        shared_lease = self._shared([lease])[0] if lease is not None else None
+        return await self._local.take(shared_lease, self._shared(windows))
 
     async def give_back(self, lease: tuple[str, str] | None, corrections: Sequence[Correction]) -> None:
         """Given back to both: a lease taken during an outage lives here, one taken before it in Redis."""
@@ -75,7 +75,7 @@ class FallbackLimiter:
 
     async def record_failure(self, asks: Sequence[FailureAsk]) -> None:
         """Noted here too (at this process's share), so an outage starts from what this process saw."""
-        await self._local.record_failure(self._shared_failures(asks))
+        await self._local.record_failure(self._shared(asks))
         await self._primary_or_none(lambda: self._primary.record_failure(asks))
 
     async def failure_wait(self, asks: Sequence[FailureAsk]) -> float:
@@ -83,7 +83,7 @@ class FallbackLimiter:
         if wait is not None:
             return wait
         self.fallback_decisions += 1
-        return await self._local.failure_wait(self._shared_failures(asks))
+        return await self._local.failure_wait(self._shared(asks))
 
     async def forget_failures(self, key: str) -> None:
         await self._local.forget_failures(key)
@@ -93,11 +93,9 @@ class FallbackLimiter:
         await self._local.close()
         await self._primary.close()
 
-    def _share(self, limit: int) -> int:
-        return max(1, math.ceil(limit / self._replicas))
-
-    def _shared_failures(self, asks: Sequence[FailureAsk]) -> list[FailureAsk]:
-        return [dataclasses.replace(ask, limit=self._share(ask.limit)) for ask in asks]
+    def _shared(self, asks: Sequence[_Ask]) -> list[_Ask]:
+        """The asks with this process's share of each limit (rounded up)."""
+        return [dataclasses.replace(ask, limit=max(1, math.ceil(ask.limit / self._replicas))) for ask in asks]
 
     async def _primary_or_none(self, operation: Callable[[], Awaitable[_T]]) -> _T | None:
         """The primary's answer, or None when it is down (then skipped until the retry time)."""
