@@ -83,6 +83,7 @@ ACCESS: Mapping[str, frozenset[Role]] = {
     _ACCOUNTS + "SetAccountPassword": _OPERATOR,
     _ACCOUNTS + "ChangePassword": _SESSION,
     _ACCOUNTS + "CreditAccount": _OPERATOR,
+    _ACCOUNTS + "DebitAccount": _OPERATOR,
     _ACCOUNTS + "CreateSession": _PUBLIC,
     _ACCOUNTS + "DeleteSession": _SESSION_OR_OPERATOR,
 }

@@ -1,4 +1,4 @@
-"""Operator commands on the database itself: migrate it; create, change, credit accounts, set passwords; tokens."""
+"""Operator commands on the database itself: migrate it; create, change, credit, debit accounts; passwords; tokens."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from server.storage.base import AccountStore
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds `migrate`, `account create|update|password|credit` and `token create` to the `tollgate` parser."""
+    """Adds `migrate`, `account create|update|password|credit|debit` and `token create` to the `tollgate` parser."""
     commands.add_parser("migrate", help="bring the database schema to the newest version, then exit")
     account = commands.add_parser("account", help="operator: manage accounts").add_subparsers(
         dest="action", required=True
@@ -43,11 +43,15 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     password = account.add_parser("password", help="set a console password (printed once); its sessions end")
     password.add_argument("name")
     password.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    credit = account.add_parser("credit", help="add money to an account's balance")
-    credit.add_argument("name")
-    credit.add_argument("amount_usd", help='decimal USD, e.g. "25.00"')
-    credit.add_argument("--reason", default="")
-    credit.add_argument("--idempotency-key", help="repeat-safe key (default: a new one)")
+    for action, help_text in (
+        ("credit", "add money to an account's balance"),
+        ("debit", "take money back from an account's balance, at most what running calls do not hold"),
+    ):
+        movement = account.add_parser(action, help=help_text)
+        movement.add_argument("name")
+        movement.add_argument("amount_usd", help='decimal USD, e.g. "25.00"')
+        movement.add_argument("--reason", default="")
+        movement.add_argument("--idempotency-key", help="repeat-safe key (default: a new one)")
     token = commands.add_parser("token", help="operator: manage API tokens").add_subparsers(
         dest="action", required=True
     )
@@ -104,11 +108,15 @@ async def run(config: Config, args: argparse.Namespace) -> None:
             account = await accounts.update(await _account_id(store.accounts, args.name), changes)
             state = "disabled" if account.disabled else "active"
             print(f"account {account.name} ({account.id}): discount {account.discount}, {state}")
-        elif args.command == "account" and args.action == "credit":
+        elif args.command == "account" and args.action in ("credit", "debit"):
             account_id = await _account_id(store.accounts, args.name)
             key = args.idempotency_key or f"cli-{uuid.uuid4()}"
-            entry, account = await accounts.credit(account_id, args.amount_usd, args.reason, key, "operator")
-            print(f"credited {format_usd(entry.amount_micros)} USD; balance {format_usd(account.balance_micros)} USD")
+            move = accounts.credit if args.action == "credit" else accounts.debit
+            entry, account = await move(account_id, args.amount_usd, args.reason, key, "operator")
+            print(
+                f"{args.action}ed {format_usd(abs(entry.amount_micros))} USD; "
+                f"balance {format_usd(account.balance_micros)} USD"
+            )
         elif args.command == "token" and args.action == "create":
             account_id = await _account_id(store.accounts, args.account)
             token, key = await tokens.create(account_id, _settings(args))

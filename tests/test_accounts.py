@@ -1,4 +1,4 @@
-"""The operator's accounts and credits over REST and gRPC: idempotency, ledger entries, errors."""
+"""The operator's accounts, credits and debits over REST and gRPC: idempotency, ledger entries, errors."""
 
 from __future__ import annotations
 
@@ -10,15 +10,28 @@ import httpx
 import pytest
 from tollgate.v1 import account_pb2
 
+from tests.support.grpc_clients import error_details
 from tests.support.inprocess import OPERATOR_KEY, PASSWORD, Running
 
 OPERATOR_METADATA = (("authorization", f"Bearer {OPERATOR_KEY}"),)
 
 
-async def _credit(running: Running, account_id: str, key: str | None, **body: str) -> tuple[int, dict[str, Any]]:
+async def _move(
+    running: Running, action: str, account_id: str, key: str | None, **body: str
+) -> tuple[int, dict[str, Any]]:
+    """POST :credit or :debit (`action`) with the Idempotency-Key `key`."""
     headers = running.operator() | ({"idempotency-key": key} if key is not None else {})
-    reply = await running.http.post(f"/api/v1/accounts/{account_id}:credit", json=body, headers=headers)
+    reply = await running.http.post(f"/api/v1/accounts/{account_id}:{action}", json=body, headers=headers)
     return reply.status_code, reply.json()
+
+
+async def _credit(running: Running, account_id: str, key: str | None, **body: str) -> tuple[int, dict[str, Any]]:
+    return await _move(running, "credit", account_id, key, **body)
+
+
+async def _balance(running: Running, account_id: str) -> int:
+    reply = await running.http.get(f"/api/v1/accounts/{account_id}", headers=running.operator())
+    return int(reply.json()["account"]["balance_micros"])
 
 
 async def test_create_get_list_and_disable_over_rest(running: Running) -> None:
@@ -101,6 +114,7 @@ async def test_concurrent_duplicates_credit_once(running: Running) -> None:
     assert got["account"]["balance_micros"] == 1_000_000
 
 
+@pytest.mark.parametrize("action", ["credit", "debit"])
 @pytest.mark.parametrize(
     ("key", "amount", "status", "param"),
     [
@@ -112,21 +126,49 @@ async def test_concurrent_duplicates_credit_once(running: Running) -> None:
         ("k", "1e30", 400, "amount_usd"),
     ],
 )
-async def test_bad_credits_change_nothing(
-    running: Running, key: str | None, amount: str, status: int, param: str
+async def test_bad_credits_and_debits_change_nothing(
+    running: Running, action: str, key: str | None, amount: str, status: int, param: str
 ) -> None:
     account_id = await running.create_account("alice")
-    got_status, body = await _credit(running, account_id, key, amount_usd=amount)
+    assert (await _credit(running, account_id, "setup", amount_usd="5"))[0] == 200
+    got_status, body = await _move(running, action, account_id, key, amount_usd=amount)
     assert got_status == status
     assert body["details"][0]["metadata"]["param"] == param
-    got = (await running.http.get(f"/api/v1/accounts/{account_id}", headers=running.operator())).json()
-    assert got["account"]["balance_micros"] == 0
+    assert await _balance(running, account_id) == 5_000_000
 
 
-async def test_credit_to_unknown_account_is_not_found(running: Running) -> None:
-    status, body = await _credit(running, "acc_nope", "k", amount_usd="1")
+@pytest.mark.parametrize("action", ["credit", "debit"])
+async def test_credit_or_debit_of_an_unknown_account_is_not_found(running: Running, action: str) -> None:
+    status, body = await _move(running, action, "acc_nope", "k", amount_usd="1")
     assert status == 404
     assert body["details"][0]["reason"] == "not_found"
+
+
+async def test_a_debit_takes_money_back_once_per_key_and_never_below_zero(running: Running) -> None:
+    account_id = await running.create_account("alice")
+    assert (await _credit(running, account_id, "pay-1", amount_usd="10", reason="invoice 8"))[0] == 200
+    status, first = await _move(running, "debit", account_id, "undo-1", amount_usd="4.25", reason="mistaken credit")
+    assert status == 200, first
+    entry = first["entry"]
+    assert (entry["kind"], entry["amount_micros"], entry["amount_usd"], entry["actor"], entry["reason"]) == (
+        "debit",
+        -4_250_000,
+        "-4.250000",
+        "operator",
+        "mistaken credit",
+    )
+    assert first["account"]["balance_micros"] == 5_750_000
+    status, again = await _move(running, "debit", account_id, "undo-1", amount_usd="4.25", reason="mistaken credit")
+    assert (status, again["entry"], again["account"]["balance_micros"]) == (200, entry, 5_750_000)
+    for key, amount in (("undo-1", "4"), ("pay-1", "10")):  # another body, or a credit's key: keys are shared
+        status, reused = await _move(running, "debit", account_id, key, amount_usd=amount, reason="invoice 8")
+        assert (status, reused["details"][0]["reason"]) == (422, "idempotency_key_reused")
+    status, refused = await _move(running, "debit", account_id, "undo-2", amount_usd="5.750001")
+    assert (status, refused["details"][0]["reason"]) == (400, "insufficient_balance")
+    assert "5.750000 USD available" in refused["message"]
+    status, rest = await _move(running, "debit", account_id, "undo-2", amount_usd="5.75")
+    assert (status, rest["account"]["balance_micros"]) == (200, 0)  # a refused request does not use its key up
+    assert await _balance(running, account_id) == 0
 
 
 async def test_the_same_over_grpc(running: Running) -> None:
@@ -149,6 +191,14 @@ async def test_the_same_over_grpc(running: Running) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.GetAccount(account_pb2.GetAccountRequest(account_id="acc_missing"), metadata=OPERATOR_METADATA)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    debit = account_pb2.DebitAccountRequest(account_id=account_id, amount_usd="0.5", reason="grpc")
+    taken = await stub.DebitAccount(debit, metadata=(*OPERATOR_METADATA, ("idempotency-key", "grpc-2")))
+    assert (taken.entry.kind, taken.entry.amount_micros, taken.account.balance_micros) == ("debit", -500_000, 1_500_000)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        too_much = account_pb2.DebitAccountRequest(account_id=account_id, amount_usd="2")
+        await stub.DebitAccount(too_much, metadata=(*OPERATOR_METADATA, ("idempotency-key", "grpc-3")))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_details(caught.value)[0].reason == "insufficient_balance"
 
 
 async def test_the_operator_changes_the_discount_and_enables_a_disabled_account(running: Running) -> None:

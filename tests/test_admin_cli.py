@@ -18,7 +18,7 @@ def _tollgate(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.Co
     return subprocess.run([str(TOLLGATE), *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
 
 
-async def test_account_credit_and_token_from_the_command_line(tmp_path: Path) -> None:
+async def test_account_credit_debit_and_token_from_the_command_line(tmp_path: Path) -> None:
     env = tollgate_env(tmp_path, TOLLGATE_ADMIN_KEY="cli-operator-key-0123456789")
     created = _tollgate(env, "account", "create", "dora", "--password-stdin", stdin="dora's password\n")
     assert created.returncode == 0, created.stderr
@@ -27,6 +27,10 @@ async def test_account_credit_and_token_from_the_command_line(tmp_path: Path) ->
     assert credited.returncode == 0 and "balance 7.250000 USD" in credited.stdout
     again = _tollgate(env, "account", "credit", "dora", "7.25", "--reason", "cli", "--idempotency-key", "c-1")
     assert "balance 7.250000 USD" in again.stdout
+    debited = _tollgate(env, "account", "debit", "dora", "2.25", "--reason", "mistaken", "--idempotency-key", "d-1")
+    assert debited.returncode == 0 and "debited 2.250000 USD; balance 5.000000 USD" in debited.stdout
+    too_much = _tollgate(env, "account", "debit", "dora", "5.01")
+    assert too_much.returncode == 2 and "5.000000 USD available" in too_much.stderr
     token = _tollgate(
         env,
         "token",

@@ -115,6 +115,35 @@ async def test_a_discount_the_operator_changes_prices_the_next_call_and_not_the_
     assert costs == [started_after, started_before]  # newest first
 
 
+async def test_a_debit_takes_only_what_running_calls_do_not_hold_and_they_are_still_charged(env: RelayEnv) -> None:
+    account_id = (await _balance(env))["id"]
+
+    async def debit(amount: str, key: str) -> httpx.Response:
+        headers = env.running.operator() | {"idempotency-key": key}
+        body = {"amount_usd": amount, "reason": "mistaken credit"}
+        return await env.running.http.post(f"/api/v1/accounts/{account_id}:debit", json=body, headers=headers)
+
+    async with env.client() as client:
+        slow: Any = [{"role": "user", "content": "[[scenario: first_byte_ms=800]] running during the debit"}]
+        running = asyncio.create_task(client.chat.completions.create(model="deepseek-chat", messages=slow))
+        await _until(lambda: _held(env.session, env))
+        during = await _balance(env)
+        refused = await debit(format_usd(during["available_micros"] + 1), "too-much")
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["details"][0]["reason"] == "insufficient_balance"
+        assert format_usd(during["available_micros"]) in refused.json()["message"]
+        taken = await debit(format_usd(during["available_micros"]), "all-available")
+        assert taken.status_code == 200, taken.text
+        entry = taken.json()["entry"]
+        assert (entry["kind"], int(entry["amount_micros"])) == ("debit", -during["available_micros"])
+        assert taken.json()["account"]["available_micros"] == 0
+        await running  # the call it held for is served and charged
+    (row,) = await _logs(env)
+    after = await _balance(env)
+    assert after["balance_micros"] == during["held_micros"] - int(row["cost_micros"])
+    assert after["held_micros"] == 0 and after["balance_micros"] >= 0
+
+
 async def test_streams_with_cache_are_billed_at_each_price(env: RelayEnv) -> None:
     messages: Any = [{"role": "user", "content": "[[scenario: cache_read=40,cache_write=8]] " + "x" * 400}]
     async with env.client() as client:

@@ -166,7 +166,9 @@ async def test_a_hostile_token_name_is_shown_as_text_and_runs_nothing(env: Relay
     assert dialogs == []
 
 
-async def test_the_operator_exports_logs_credits_sets_a_discount_disables_and_enables_an_account(env: RelayEnv) -> None:
+async def test_the_operator_exports_logs_credits_debits_sets_a_discount_disables_and_enables_an_account(
+    env: RelayEnv,
+) -> None:
     async with browser_page(env.running.base_url) as page:
         await page.goto("/")
         await page.get_by_label("Name").fill("operator")
@@ -193,6 +195,13 @@ async def test_the_operator_exports_logs_credits_sets_a_discount_disables_and_en
             await row.locator("input[name=reason]").fill("goodwill")
             await row.get_by_role("button", name="Credit").click()
             await expect(row).to_contain_text(usd(spent + credited * 2_500_000))
+        await row.locator("input[name=amount_usd]").fill("1.5")
+        await row.locator("input[name=reason]").fill("mistaken credit")
+        await row.get_by_role("button", name="Debit").click()
+        await expect(row).to_contain_text(usd(spent + 5_000_000 - 1_500_000))
+        await row.locator("input[name=amount_usd]").fill("100000")
+        await row.get_by_role("button", name="Debit").click()
+        await expect(row.get_by_role("alert")).to_contain_text(f"{format_usd(spent + 3_500_000)} USD available")
         await row.locator("input[name=discount]").fill("0.90")
         await row.get_by_role("button", name="Set", exact=True).click()
         await expect(row.locator("input[name=discount]")).to_have_value("0.9")

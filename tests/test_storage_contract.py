@@ -12,7 +12,7 @@ import pytest
 
 from server.bootstrap import open_store
 from server.config import DatabaseConfig
-from server.domain.records import Account, ApiToken, Credit, Funds, Hold, Session, UsageRecord
+from server.domain.records import Account, ApiToken, Funds, Hold, Movement, Session, UsageRecord
 from server.storage.base import Store
 from server.storage.migrations import load_migrations
 from server.storage.postgres import PostgresStore
@@ -101,8 +101,8 @@ async def _funds(store: Store, token_id: str = "tok_1") -> Funds | None:
 async def _funded(store: Store, balance: int, cap: int = 0) -> None:
     assert await store.accounts.insert_account(_account("acc_1", name="user"), "argon2-hash")
     await store.tokens.insert_token(_token("tok_1", "acc_1", cap))
-    credit = Credit("led_1", "acc_1", balance, "operator", "setup", "setup-key", "fp", NOW)
-    assert await store.accounts.apply_credit(credit) is not None
+    credit = Movement("led_1", "acc_1", balance, "operator", "setup", "setup-key", "fp", NOW)
+    assert await store.accounts.apply_movement(credit) is not None
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -200,15 +200,74 @@ async def test_accounts_names_listing_and_updates(store: Store) -> None:
 
 async def test_credits_are_idempotent_even_when_replayed_concurrently(store: Store) -> None:
     assert await store.accounts.insert_account(_account("acc_1"), "h")
-    credit = Credit("led_x", "acc_1", 2_500_000, "operator", "top-up", "key-1", "fp-1", NOW)
+    credit = Movement("led_x", "acc_1", 2_500_000, "operator", "top-up", "key-1", "fp-1", NOW)
     replays = [dataclasses.replace(credit, entry_id=f"led_{n}") for n in range(8)]
-    results = await asyncio.gather(*(store.accounts.apply_credit(c) for c in replays))
-    assert len({entry.id for entry, _ in filter(None, results)}) == 1
-    assert all(fingerprint == "fp-1" for _, fingerprint in filter(None, results))
+    results = await asyncio.gather(*(store.accounts.apply_movement(c) for c in replays))
+    entries = {moved.entry for moved in results if moved is not None}
+    assert len(entries) == 1 and None not in entries
+    assert all(moved is not None and moved.fingerprint == "fp-1" for moved in results)
     account = await store.accounts.get_account("acc_1")
     assert account is not None and account.balance_micros == 2_500_000
     missing = dataclasses.replace(credit, account_id="nobody", idempotency_key="key-2")
-    assert await store.accounts.apply_credit(missing) is None
+    assert await store.accounts.apply_movement(missing) is None
+
+
+def _debit(key: str, micros: int) -> Movement:
+    return Movement(f"led_{key}", "acc_1", -micros, "operator", "refund", key, f"fp-{key}", NOW)
+
+
+async def test_debits_take_at_most_what_is_available_and_leave_holds_alone(store: Store) -> None:
+    await _funded(store, 10_000)
+    assert await _place(store, _hold("req_running", 4_000))
+    refused = await store.accounts.apply_movement(_debit("too-much", 6_001))
+    assert refused is not None and (refused.entry, refused.available_micros) == (None, 6_000)
+    taken = await store.accounts.apply_movement(_debit("all", 6_000))
+    assert taken is not None and taken.entry is not None
+    assert (taken.entry.kind, taken.entry.amount_micros, taken.fingerprint) == ("debit", -6_000, "fp-all")
+    replayed = await store.accounts.apply_movement(dataclasses.replace(_debit("all", 6_000), entry_id="led_again"))
+    assert replayed is not None and replayed.entry == taken.entry
+    account = await store.accounts.get_account("acc_1")
+    assert account is not None and (account.balance_micros, account.held_micros) == (4_000, 4_000)
+    # The running call is still paid for: its settlement charges what it held.
+    assert await store.ledger.settle(_hold("req_running", 4_000), 4_000, _usage("req_running", 4_000))
+    account = await store.accounts.get_account("acc_1")
+    assert account is not None and (account.balance_micros, account.held_micros) == (0, 0)
+
+
+async def test_concurrent_debits_never_take_more_than_the_balance(store: Store) -> None:
+    await _funded(store, 2_500)
+    results = await asyncio.gather(*(store.accounts.apply_movement(_debit(f"k{n}", 1_000)) for n in range(8)))
+    taken = [moved for moved in results if moved is not None and moved.entry is not None]
+    assert len(taken) == 2
+    account = await store.accounts.get_account("acc_1")
+    assert account is not None and account.balance_micros == 500
+
+
+async def test_the_upgrade_to_debits_keeps_every_credit_and_its_key(url: str) -> None:
+    backend = "sqlite" if url.startswith("sqlite:") else "postgres"
+    migrations = load_migrations(backend)
+    upgrade = next(m.version for m in migrations if m.name == "debits")
+    database = await (SqliteDatabase.open(url) if backend == "sqlite" else PostgresDatabase.open(url, OPTIONS))
+    store = SqlStore(database)
+    try:
+        await database.apply_migrations([m for m in migrations if m.version < upgrade])
+        await _funded(store, 10_000)
+        assert await store.migrate() == len(migrations)
+        replayed = await store.accounts.apply_movement(
+            Movement("led_again", "acc_1", 10_000, "operator", "setup", "setup-key", "fp", NOW)
+        )
+        assert replayed is not None and replayed.entry is not None and replayed.entry.id == "led_1"
+        taken = await store.accounts.apply_movement(_debit("after", 2_500))
+        assert taken is not None and taken.entry is not None and taken.entry.kind == "debit"
+        assert await database.fetchone("SELECT SUM(amount_micros) FROM ledger_entries") == (7_500,)
+        with pytest.raises(Exception, match=r"(?i)foreign key"):  # still a reference to the rebuilt table
+            await database.execute(
+                "INSERT INTO credit_requests (idempotency_key, fingerprint, ledger_entry_id, created_at)"
+                " VALUES ('orphan', 'fp', 'led_missing', ?)",
+                (database.dialect.time(NOW),),
+            )
+    finally:
+        await store.close()
 
 
 async def test_tokens_round_trip_and_are_scoped_by_account(store: Store) -> None:

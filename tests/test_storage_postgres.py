@@ -17,7 +17,7 @@ import pytest
 
 from server.bootstrap import open_store
 from server.config import DatabaseConfig
-from server.domain.records import Account, ApiToken, Credit, Funds, Hold, UsageRecord
+from server.domain.records import Account, ApiToken, Funds, Hold, Movement, UsageRecord
 from server.errors import DatabaseUnavailableError
 from server.storage.base import Store
 from server.storage.postgres import PostgresStore
@@ -137,7 +137,7 @@ async def _funded_token(store: Store) -> None:
         key_hash="hash-tok_1", masked_key="sk-…tok1", spent_micros=0, created_at=NOW, last_used_at=None,
     )  # fmt: skip
     await store.tokens.insert_token(token)
-    assert await store.accounts.apply_credit(Credit("led_1", "acc_1", 10_000, "operator", "setup", "k", "fp", NOW))
+    assert await store.accounts.apply_movement(Movement("led_1", "acc_1", 10_000, "operator", "setup", "k", "fp", NOW))
 
 
 def _hold(request_id: str, amount: int) -> Hold:

@@ -1,20 +1,25 @@
-// Operator: accounts, credit a balance (one Idempotency-Key per form submission), set a discount, disable or
-// enable, reset a forgotten password, download an account's logs.
+// Operator: accounts, credit or debit a balance (one Idempotency-Key per form submission), set a discount,
+// disable or enable, reset a forgotten password, download an account's logs.
 import { call, download, get, query } from "/console/api.js";
 import { el, errorBox, table, usd, when } from "/console/format.js";
 import { resetPasswordButton } from "/console/password.js";
 
-function creditForm(account, refresh) {
-  const amount = el("input", { name: "amount_usd", inputmode: "decimal", placeholder: "25.00", required: true, size: "8" });
+// One form, two buttons: Credit adds the amount, Debit takes it back (at most what running calls do not hold).
+function moneyForm(account, refresh) {
+  const amount = el("input", { name: "amount_usd", inputmode: "decimal", placeholder: "25.00", required: true, size: "8", "aria-label": `Amount for ${account.name}` });
   const reason = el("input", { name: "reason", placeholder: "reason", size: "12" });
   const status = el("span");
-  const form = el("form", { class: "credit" }, amount, " ", reason, " ", el("button", { type: "submit" }, "Credit"), status);
+  const buttons = ["credit", "debit"].map((action) =>
+    el("button", { type: "submit", value: action }, action === "credit" ? "Credit" : "Debit"),
+  );
+  const form = el("form", { class: "credit" }, amount, " ", reason, " ", ...buttons, status);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    // A new key per submission: a retried request credits once, a second submission credits again.
+    const action = event.submitter?.value === "debit" ? "debit" : "credit";
+    // A new key per submission: a retried request moves the money once, a second submission moves it again.
     const key = crypto.randomUUID();
     try {
-      await call("POST", `/api/v1/accounts/${encodeURIComponent(account.id)}:credit`, {
+      await call("POST", `/api/v1/accounts/${encodeURIComponent(account.id)}:${action}`, {
         body: { amount_usd: amount.value.trim(), reason: reason.value },
         headers: { "idempotency-key": key },
       });
@@ -89,7 +94,7 @@ export async function operatorPage() {
             ["Created", (a) => when(a.create_time)],
             ["Status", (a) => (a.disabled ? "disabled" : "active")],
             ["Discount", (a) => discountForm(a, refresh)],
-            ["Credit", (a) => creditForm(a, refresh)],
+            ["Credit / debit", (a) => moneyForm(a, refresh)],
             ["", (a) => el("div", { class: "actions" }, statusButton(a, refresh), " ", resetPasswordButton(a), " ", logsButton(a))],
           ],
           reply.accounts,

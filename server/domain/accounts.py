@@ -1,4 +1,4 @@
-"""Accounts: opening them, changing their discount, disabling them, and crediting balances once per key."""
+"""Accounts: opening them, changing their discount, disabling them, and crediting or debiting balances once per key."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any
 
 from server.domain.clock import utcnow
 from server.domain.ids import new_id
-from server.domain.money import parse_multiplier, parse_usd
+from server.domain.money import format_usd, parse_multiplier, parse_usd
 from server.domain.paging import Page, decode_page_token, encode_page_token, page_size
 from server.domain.passwords import Passwords
-from server.domain.records import Account, Credit, LedgerEntry
+from server.domain.records import Account, LedgerEntry, Movement
 from server.domain.token_cache import TokenCache
-from server.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from server.errors import AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError
 from server.storage.base import AccountStore
 
 OPERATOR_NAME = "operator"
@@ -27,6 +27,12 @@ class IdempotencyKeyReusedError(InvalidArgumentError):
     """The Idempotency-Key was already used with a different request."""
 
     reason = "idempotency_key_reused"
+
+
+class InsufficientBalanceError(FailedPreconditionError):
+    """A debit takes more than the account has available (its balance less what running calls hold)."""
+
+    reason = "insufficient_balance"
 
 
 class Accounts:
@@ -79,21 +85,40 @@ class Accounts:
         self, account_id: str, amount_usd: str, reason: str, idempotency_key: str, actor: str
     ) -> tuple[LedgerEntry, Account]:
         """Adds money once per key: a replay returns the first result; another body under the key is refused."""
+        return await self._move(account_id, _amount(amount_usd), reason, idempotency_key, actor)
+
+    async def debit(
+        self, account_id: str, amount_usd: str, reason: str, idempotency_key: str, actor: str
+    ) -> tuple[LedgerEntry, Account]:
+        """Takes money back once per key, at most what is available: money held by running calls stays theirs."""
+        return await self._move(account_id, -_amount(amount_usd), reason, idempotency_key, actor)
+
+    async def _move(
+        self, account_id: str, micros: int, reason: str, idempotency_key: str, actor: str
+    ) -> tuple[LedgerEntry, Account]:
         if not _IDEMPOTENCY_KEY.match(idempotency_key):
             raise InvalidArgumentError(
                 "an Idempotency-Key header (1-255 printable characters) is required", param="idempotency_key"
             )
-        micros = parse_usd(amount_usd, param="amount_usd")
-        if micros == 0:
-            raise InvalidArgumentError("amount_usd must be more than zero", param="amount_usd")
         if len(reason) > _MAX_REASON:
             raise InvalidArgumentError(f"reason must have at most {_MAX_REASON} characters", param="reason")
         fingerprint = hashlib.sha256(f"{account_id}\n{micros}\n{reason}".encode()).hexdigest()
-        credit = Credit(new_id("led"), account_id, micros, actor, reason, idempotency_key, fingerprint, utcnow())
-        outcome = await self._store.apply_credit(credit)
-        if outcome is None:
+        movement = Movement(new_id("led"), account_id, micros, actor, reason, idempotency_key, fingerprint, utcnow())
+        moved = await self._store.apply_movement(movement)
+        if moved is None:
             raise NotFoundError("no such account", param="account_id")
-        entry, stored_fingerprint = outcome
-        if stored_fingerprint != fingerprint:
-            raise IdempotencyKeyReusedError("this Idempotency-Key was used for a different credit")
-        return entry, await self.get(account_id)
+        if moved.fingerprint != fingerprint:
+            raise IdempotencyKeyReusedError(f"this Idempotency-Key was used for a different {movement.kind}")
+        if moved.entry is None:
+            raise InsufficientBalanceError(
+                f"the account has {format_usd(moved.available_micros)} USD available (its balance less what running"
+                f" calls hold): a debit takes at most that"
+            )
+        return moved.entry, await self.get(account_id)
+
+
+def _amount(amount_usd: str) -> int:
+    micros = parse_usd(amount_usd, param="amount_usd")
+    if micros == 0:
+        raise InvalidArgumentError("amount_usd must be more than zero", param="amount_usd")
+    return micros

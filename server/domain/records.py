@@ -35,7 +35,7 @@ class Credentials:
 
 @dataclasses.dataclass(frozen=True)
 class LedgerEntry:
-    """A movement of money: positive credits, negative charges."""
+    """A movement of money by the operator: positive credits, negative debits (a call's charge is its usage row)."""
 
     id: str
     account_id: str
@@ -47,8 +47,9 @@ class LedgerEntry:
 
 
 @dataclasses.dataclass(frozen=True)
-class Credit:
-    """A credit to record, keyed for idempotency by `idempotency_key` and the request's fingerprint."""
+class Movement:
+    """Money to add to a balance (a credit, amount > 0) or take from it (a debit, amount < 0), recorded once per
+    `idempotency_key`; `fingerprint` tells a replay of the same request from another request under that key."""
 
     entry_id: str
     account_id: str
@@ -58,6 +59,29 @@ class Credit:
     idempotency_key: str
     fingerprint: str
     at: datetime
+
+    @property
+    def kind(self) -> str:
+        return "credit" if self.amount_micros > 0 else "debit"
+
+    def entry(self) -> LedgerEntry:
+        """The ledger entry this movement records."""
+        return LedgerEntry(
+            self.entry_id, self.account_id, self.amount_micros, self.kind, self.actor, self.reason, self.at
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Moved:
+    """What the store found or did under a movement's key."""
+
+    entry: LedgerEntry | None
+    """The key's ledger entry: this movement's, or the one first recorded under the key; None when a debit took
+    more than the account had available, and nothing was recorded."""
+    fingerprint: str
+    """The fingerprint stored with the key (the caller compares it with its own: a replay, or a reuse)."""
+    available_micros: int
+    """The account's balance less its holds, before this movement."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,13 +1,15 @@
-"""AccountService: the operator's accounts and credits, and the console's login and logout."""
+"""AccountService: the operator's accounts, credits and debits, and the console's login and logout."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 from tollgate.v1 import account_pb2, account_pb2_grpc
 
 from server.domain.accounts import Accounts
+from server.domain.records import Account, LedgerEntry
 from server.domain.sessions import Sessions
 from server.interceptors import current_client_ip, current_principal, metadata_value
 from server.services.convert import Writable, account_message, ledger_entry_message, masked_changes, timestamp
@@ -68,14 +70,30 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
     async def CreditAccount(
         self, request: account_pb2.CreditAccountRequest, context: Context
     ) -> account_pb2.CreditAccountResponse:
-        entry, account = await self._accounts.credit(
+        entry, account = await self._move(self._accounts.credit, request, context)
+        return account_pb2.CreditAccountResponse(entry=entry, account=account)
+
+    async def DebitAccount(
+        self, request: account_pb2.DebitAccountRequest, context: Context
+    ) -> account_pb2.DebitAccountResponse:
+        entry, account = await self._move(self._accounts.debit, request, context)
+        return account_pb2.DebitAccountResponse(entry=entry, account=account)
+
+    @staticmethod
+    async def _move(
+        move: Callable[..., Awaitable[tuple[LedgerEntry, Account]]],
+        request: account_pb2.CreditAccountRequest | account_pb2.DebitAccountRequest,
+        context: Context,
+    ) -> tuple[account_pb2.LedgerEntry, account_pb2.Account]:
+        """A credit or a debit (`move`), keyed by the call's `idempotency-key` metadata."""
+        entry, account = await move(
             request.account_id,
             request.amount_usd,
             request.reason,
             idempotency_key=metadata_value(context, "idempotency-key"),
             actor=current_principal().role.value,
         )
-        return account_pb2.CreditAccountResponse(entry=ledger_entry_message(entry), account=account_message(account))
+        return ledger_entry_message(entry), account_message(account)
 
     async def CreateSession(
         self, request: account_pb2.CreateSessionRequest, context: Context

@@ -10,10 +10,10 @@ from server.domain.records import (
     Account,
     ApiToken,
     Credentials,
-    Credit,
     Funds,
     Hold,
-    LedgerEntry,
+    Moved,
+    Movement,
     Session,
     UsageRecord,
 )
@@ -83,12 +83,9 @@ class AccountStore(Protocol):
         """Sets `disabled` or `discount` (the keys of `changes`); None when no such account."""
         ...
 
-    async def apply_credit(self, credit: Credit) -> tuple[LedgerEntry, str] | None:
-        """Records the credit once per idempotency key, atomically with the balance change.
-
-        Returns the key's ledger entry and the fingerprint stored with the key (the caller compares
-        it with its own to tell a replay from a reuse), or None if the account does not exist.
-        """
+    async def apply_movement(self, movement: Movement) -> Moved | None:
+        """Records the credit or debit once per idempotency key, atomically with the balance change; a debit only
+        if the account's available money (balance less holds) covers it. None if the account does not exist."""
         ...
 
 

@@ -78,8 +78,9 @@ Global___Account: _TypeAlias = Account  # noqa: Y015
 
 @_typing.final
 class LedgerEntry(_message.Message):
-    """A movement of money recorded in the ledger: a credit. A call's charge is its usage row (one per
-    request), so a balance is its credits less the cost of its usage rows.
+    """A movement of money recorded in the ledger: a credit or a debit by the operator. A call's charge
+    is its usage row (one per request), so a balance is its ledger entries' sum less the cost of its
+    usage rows.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -95,10 +96,10 @@ class LedgerEntry(_message.Message):
     id: _builtins.str
     account_id: _builtins.str
     amount_micros: _builtins.int
-    """Positive for credits."""
+    """Positive for credits, negative for debits."""
     amount_usd: _builtins.str
     kind: _builtins.str
-    """"credit"."""
+    """"credit" or "debit"."""
     actor: _builtins.str
     """Who moved the money ("operator")."""
     reason: _builtins.str
@@ -461,6 +462,61 @@ class CreditAccountResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreditAccountResponse: _TypeAlias = CreditAccountResponse  # noqa: Y015
+
+@_typing.final
+class DebitAccountRequest(_message.Message):
+    """Request of AccountService.DebitAccount."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_USD_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    amount_usd: _builtins.str
+    """Amount to take, in USD as a decimal string, e.g. "25.00"; at most six decimals."""
+    reason: _builtins.str
+    """Why the money was taken (the mistaken credit's reference, a refund, …)."""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        amount_usd: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount_usd", b"amount_usd", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DebitAccountRequest: _TypeAlias = DebitAccountRequest  # noqa: Y015
+
+@_typing.final
+class DebitAccountResponse(_message.Message):
+    """Response of AccountService.DebitAccount."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRY_FIELD_NUMBER: _builtins.int
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entry(self) -> Global___LedgerEntry: ...
+    @_builtins.property
+    def account(self) -> Global___Account: ...
+    def __init__(
+        self,
+        *,
+        entry: Global___LedgerEntry | None = ...,
+        account: Global___Account | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "entry", b"entry"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "entry", b"entry"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DebitAccountResponse: _TypeAlias = DebitAccountResponse  # noqa: Y015
 
 @_typing.final
 class CreateSessionRequest(_message.Message):

@@ -71,6 +71,11 @@ class AccountServiceStub:
                 request_serializer=tollgate_dot_v1_dot_account__pb2.CreditAccountRequest.SerializeToString,
                 response_deserializer=tollgate_dot_v1_dot_account__pb2.CreditAccountResponse.FromString,
                 _registered_method=True)
+        self.DebitAccount = channel.unary_unary(
+                '/tollgate.v1.AccountService/DebitAccount',
+                request_serializer=tollgate_dot_v1_dot_account__pb2.DebitAccountRequest.SerializeToString,
+                response_deserializer=tollgate_dot_v1_dot_account__pb2.DebitAccountResponse.FromString,
+                _registered_method=True)
         self.CreateSession = channel.unary_unary(
                 '/tollgate.v1.AccountService/CreateSession',
                 request_serializer=tollgate_dot_v1_dot_account__pb2.CreateSessionRequest.SerializeToString,
@@ -147,6 +152,15 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DebitAccount(self, request, context):
+        """Operator: takes money back from a balance (a mistaken credit, a refunded payment, a chargeback),
+        at most what is available: money held by running calls stays theirs, and a balance never goes
+        negative. The `idempotency-key` works as for CreditAccount (keys are shared by both).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateSession(self, request, context):
         """Console login: exchanges a name and password for a session token.
         """
@@ -207,6 +221,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.CreditAccount,
                     request_deserializer=tollgate_dot_v1_dot_account__pb2.CreditAccountRequest.FromString,
                     response_serializer=tollgate_dot_v1_dot_account__pb2.CreditAccountResponse.SerializeToString,
+            ),
+            'DebitAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.DebitAccount,
+                    request_deserializer=tollgate_dot_v1_dot_account__pb2.DebitAccountRequest.FromString,
+                    response_serializer=tollgate_dot_v1_dot_account__pb2.DebitAccountResponse.SerializeToString,
             ),
             'CreateSession': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateSession,
@@ -415,6 +434,33 @@ class AccountService:
             '/tollgate.v1.AccountService/CreditAccount',
             tollgate_dot_v1_dot_account__pb2.CreditAccountRequest.SerializeToString,
             tollgate_dot_v1_dot_account__pb2.CreditAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DebitAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.v1.AccountService/DebitAccount',
+            tollgate_dot_v1_dot_account__pb2.DebitAccountRequest.SerializeToString,
+            tollgate_dot_v1_dot_account__pb2.DebitAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,11 @@ class AccountServiceStub:
     """Operator: adds money to a balance. Requires `idempotency-key` metadata (the Idempotency-Key
     header over REST): the same key and body credit once; the same key with another body is refused.
     """
+    DebitAccount: _grpc.UnaryUnaryMultiCallable[_account_pb2.DebitAccountRequest, _account_pb2.DebitAccountResponse]
+    """Operator: takes money back from a balance (a mistaken credit, a refunded payment, a chargeback),
+    at most what is available: money held by running calls stays theirs, and a balance never goes
+    negative. The `idempotency-key` works as for CreditAccount (keys are shared by both).
+    """
     CreateSession: _grpc.UnaryUnaryMultiCallable[_account_pb2.CreateSessionRequest, _account_pb2.CreateSessionResponse]
     """Console login: exchanges a name and password for a session token."""
     ChangePassword: _grpc.UnaryUnaryMultiCallable[_account_pb2.ChangePasswordRequest, _account_pb2.ChangePasswordResponse]
@@ -95,6 +100,11 @@ class AccountServiceAsyncStub(AccountServiceStub):
     CreditAccount: _aio.UnaryUnaryMultiCallable[_account_pb2.CreditAccountRequest, _account_pb2.CreditAccountResponse]  # type: ignore[assignment]
     """Operator: adds money to a balance. Requires `idempotency-key` metadata (the Idempotency-Key
     header over REST): the same key and body credit once; the same key with another body is refused.
+    """
+    DebitAccount: _aio.UnaryUnaryMultiCallable[_account_pb2.DebitAccountRequest, _account_pb2.DebitAccountResponse]  # type: ignore[assignment]
+    """Operator: takes money back from a balance (a mistaken credit, a refunded payment, a chargeback),
+    at most what is available: money held by running calls stays theirs, and a balance never goes
+    negative. The `idempotency-key` works as for CreditAccount (keys are shared by both).
     """
     CreateSession: _aio.UnaryUnaryMultiCallable[_account_pb2.CreateSessionRequest, _account_pb2.CreateSessionResponse]  # type: ignore[assignment]
     """Console login: exchanges a name and password for a session token."""
@@ -173,6 +183,17 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_account_pb2.CreditAccountResponse, _abc.Awaitable[_account_pb2.CreditAccountResponse]]:
         """Operator: adds money to a balance. Requires `idempotency-key` metadata (the Idempotency-Key
         header over REST): the same key and body credit once; the same key with another body is refused.
+        """
+
+    @_abc_1.abstractmethod
+    def DebitAccount(
+        self,
+        request: _account_pb2.DebitAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.DebitAccountResponse, _abc.Awaitable[_account_pb2.DebitAccountResponse]]:
+        """Operator: takes money back from a balance (a mistaken credit, a refunded payment, a chargeback),
+        at most what is available: money held by running calls stays theirs, and a balance never goes
+        negative. The `idempotency-key` works as for CreditAccount (keys are shared by both).
         """
 
     @_abc_1.abstractmethod

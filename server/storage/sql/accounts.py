@@ -1,4 +1,4 @@
-"""Accounts, credentials and idempotent credits."""
+"""Accounts, credentials and idempotent credits and debits."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from server.domain.records import Account, Credentials, Credit, LedgerEntry
+from server.domain.records import Account, Credentials, LedgerEntry, Moved, Movement
 from server.storage.sql.database import Database, Dialect, Row, set_clause
 
 _ACCOUNT_COLUMNS = "id, name, disabled, balance_micros, held_micros, discount, created_at"
@@ -95,39 +95,42 @@ class SqlAccounts:
             await self._db.execute(f"UPDATE accounts SET {assignments} WHERE id = ?", (*changes.values(), account_id))
         return await self.get_account(account_id)
 
-    async def apply_credit(self, credit: Credit) -> tuple[LedgerEntry, str] | None:
+    async def apply_movement(self, movement: Movement) -> Moved | None:
         dialect = self._db.dialect
         async with self._db.transaction() as tx:
-            # The account's row lock makes a replayed key wait for the first credit, then see it.
-            if (
-                await tx.fetchone(f"SELECT 1 FROM accounts WHERE id = ?{dialect.lock_row}", (credit.account_id,))
-                is None
-            ):
+            # The account's row lock makes a replayed key wait for the first request, then see it; a hold
+            # takes the same lock, so what is available cannot change before the debit is written.
+            row = await tx.fetchone(
+                f"SELECT balance_micros - held_micros FROM accounts WHERE id = ?{dialect.lock_row}",
+                (movement.account_id,),
+            )
+            if row is None:
                 return None
+            available = int(row[0])
             existing = await tx.fetchone(
                 "SELECT e.id, e.account_id, e.amount_micros, e.kind, e.actor, e.reason, e.created_at, r.fingerprint"
                 " FROM credit_requests r JOIN ledger_entries e ON e.id = r.ledger_entry_id"
                 " WHERE r.idempotency_key = ?",
-                (credit.idempotency_key,),
+                (movement.idempotency_key,),
             )
             if existing is not None:
-                return _entry(existing, dialect), existing[7]
+                return Moved(_entry(existing, dialect), existing[7], available)
+            if available + movement.amount_micros < 0:
+                return Moved(None, movement.fingerprint, available)
+            entry = movement.entry()
             await tx.execute(
                 "UPDATE accounts SET balance_micros = balance_micros + ? WHERE id = ?",
-                (credit.amount_micros, credit.account_id),
+                (entry.amount_micros, entry.account_id),
             )
-            at = dialect.time(credit.at)
+            at = dialect.time(entry.created_at)
             await tx.execute(
                 "INSERT INTO ledger_entries (id, account_id, amount_micros, kind, actor, reason, created_at)"
-                " VALUES (?, ?, ?, 'credit', ?, ?, ?)",
-                (credit.entry_id, credit.account_id, credit.amount_micros, credit.actor, credit.reason, at),
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (entry.id, entry.account_id, entry.amount_micros, entry.kind, entry.actor, entry.reason, at),
             )
             await tx.execute(
                 "INSERT INTO credit_requests (idempotency_key, fingerprint, ledger_entry_id, created_at)"
                 " VALUES (?, ?, ?, ?)",
-                (credit.idempotency_key, credit.fingerprint, credit.entry_id, at),
+                (movement.idempotency_key, movement.fingerprint, entry.id, at),
             )
-        entry = LedgerEntry(
-            credit.entry_id, credit.account_id, credit.amount_micros, "credit", credit.actor, credit.reason, credit.at
-        )
-        return entry, credit.fingerprint
+        return Moved(entry, movement.fingerprint, available)

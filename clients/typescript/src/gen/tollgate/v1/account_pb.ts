@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tollgate/v1/account.proto.
  */
 export const file_tollgate_v1_account: GenFile = /*@__PURE__*/
-  fileDesc("Chl0b2xsZ2F0ZS92MS9hY2NvdW50LnByb3RvEgt0b2xsZ2F0ZS52MSKDAgoHQWNjb3VudBIQCgJpZBgBIAEoCUIE4kEBAxIMCgRuYW1lGAIgASgJEhAKCGRpc2FibGVkGAMgASgIEhYKDmJhbGFuY2VfbWljcm9zGAQgASgDEhMKC2JhbGFuY2VfdXNkGAUgASgJEhMKC2hlbGRfbWljcm9zGAYgASgDEhAKCGhlbGRfdXNkGAcgASgJEhgKEGF2YWlsYWJsZV9taWNyb3MYCCABKAMSFQoNYXZhaWxhYmxlX3VzZBgJIAEoCRIQCghkaXNjb3VudBgKIAEoCRIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAitgEKC0xlZGdlckVudHJ5EgoKAmlkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSFQoNYW1vdW50X21pY3JvcxgDIAEoAxISCgphbW91bnRfdXNkGAQgASgJEgwKBGtpbmQYBSABKAkSDQoFYWN0b3IYBiABKAkSDgoGcmVhc29uGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJUChRDcmVhdGVBY2NvdW50UmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECEhYKCHBhc3N3b3JkGAIgASgJQgTiQQECEhAKCGRpc2NvdW50GAMgASgJIj4KFUNyZWF0ZUFjY291bnRSZXNwb25zZRIlCgdhY2NvdW50GAEgASgLMhQudG9sbGdhdGUudjEuQWNjb3VudCI8ChNMaXN0QWNjb3VudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlcKFExpc3RBY2NvdW50c1Jlc3BvbnNlEiYKCGFjY291bnRzGAEgAygLMhQudG9sbGdhdGUudjEuQWNjb3VudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJwoRR2V0QWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCSI7ChJHZXRBY2NvdW50UmVzcG9uc2USJQoHYWNjb3VudBgBIAEoCzIULnRvbGxnYXRlLnYxLkFjY291bnQiKwoVRGlzYWJsZUFjY291bnRSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkiPwoWRGlzYWJsZUFjY291bnRSZXNwb25zZRIlCgdhY2NvdW50GAEgASgLMhQudG9sbGdhdGUudjEuQWNjb3VudCKIAQoUVXBkYXRlQWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIrCgdhY2NvdW50GAIgASgLMhQudG9sbGdhdGUudjEuQWNjb3VudEIE4kEBAhIvCgt1cGRhdGVfbWFzaxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siPgoVVXBkYXRlQWNjb3VudFJlc3BvbnNlEiUKB2FjY291bnQYASABKAsyFC50b2xsZ2F0ZS52MS5BY2NvdW50IkcKGVNldEFjY291bnRQYXNzd29yZFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIWCghwYXNzd29yZBgCIAEoCUIE4kEBAiI0ChpTZXRBY2NvdW50UGFzc3dvcmRSZXNwb25zZRIWCg5lbmRlZF9zZXNzaW9ucxgBIAEoBSJUChRDcmVkaXRBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhgKCmFtb3VudF91c2QYAiABKAlCBOJBAQISDgoGcmVhc29uGAMgASgJImcKFUNyZWRpdEFjY291bnRSZXNwb25zZRInCgVlbnRyeRgBIAEoCzIYLnRvbGxnYXRlLnYxLkxlZGdlckVudHJ5EiUKB2FjY291bnQYAiABKAsyFC50b2xsZ2F0ZS52MS5BY2NvdW50IkIKFENyZWF0ZVNlc3Npb25SZXF1ZXN0EhIKBG5hbWUYASABKAlCBOJBAQISFgoIcGFzc3dvcmQYAiABKAlCBOJBAQIicwoVQ3JlYXRlU2Vzc2lvblJlc3BvbnNlEhUKDXNlc3Npb25fdG9rZW4YASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmFjY291bnRfaWQYAyABKAkiUwoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0Eh4KEGN1cnJlbnRfcGFzc3dvcmQYASABKAlCBOJBAQISGgoMbmV3X3Bhc3N3b3JkGAIgASgJQgTiQQECIjAKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USFgoOZW5kZWRfc2Vzc2lvbnMYASABKAUiFgoURGVsZXRlU2Vzc2lvblJlcXVlc3QiFwoVRGVsZXRlU2Vzc2lvblJlc3BvbnNlMp8KCg5BY2NvdW50U2VydmljZRJzCg1DcmVhdGVBY2NvdW50EiEudG9sbGdhdGUudjEuQ3JlYXRlQWNjb3VudFJlcXVlc3QaIi50b2xsZ2F0ZS52MS5DcmVhdGVBY2NvdW50UmVzcG9uc2UiG4LT5JMCFToBKiIQL2FwaS92MS9hY2NvdW50cxJtCgxMaXN0QWNjb3VudHMSIC50b2xsZ2F0ZS52MS5MaXN0QWNjb3VudHNSZXF1ZXN0GiEudG9sbGdhdGUudjEuTGlzdEFjY291bnRzUmVzcG9uc2UiGILT5JMCEhIQL2FwaS92MS9hY2NvdW50cxJ0CgpHZXRBY2NvdW50Eh4udG9sbGdhdGUudjEuR2V0QWNjb3VudFJlcXVlc3QaHy50b2xsZ2F0ZS52MS5HZXRBY2NvdW50UmVzcG9uc2UiJYLT5JMCHxIdL2FwaS92MS9hY2NvdW50cy97YWNjb3VudF9pZH0SiwEKDkRpc2FibGVBY2NvdW50EiIudG9sbGdhdGUudjEuRGlzYWJsZUFjY291bnRSZXF1ZXN0GiMudG9sbGdhdGUudjEuRGlzYWJsZUFjY291bnRSZXNwb25zZSIwgtPkkwIqOgEqIiUvYXBpL3YxL2FjY291bnRzL3thY2NvdW50X2lkfTpkaXNhYmxlEoYBCg1VcGRhdGVBY2NvdW50EiEudG9sbGdhdGUudjEuVXBkYXRlQWNjb3VudFJlcXVlc3QaIi50b2xsZ2F0ZS52MS5VcGRhdGVBY2NvdW50UmVzcG9uc2UiLoLT5JMCKDoHYWNjb3VudDIdL2FwaS92MS9hY2NvdW50cy97YWNjb3VudF9pZH0SmwEKElNldEFjY291bnRQYXNzd29yZBImLnRvbGxnYXRlLnYxLlNldEFjY291bnRQYXNzd29yZFJlcXVlc3QaJy50b2xsZ2F0ZS52MS5TZXRBY2NvdW50UGFzc3dvcmRSZXNwb25zZSI0gtPkkwIuOgEqIikvYXBpL3YxL2FjY291bnRzL3thY2NvdW50X2lkfTpzZXRQYXNzd29yZBKHAQoNQ3JlZGl0QWNjb3VudBIhLnRvbGxnYXRlLnYxLkNyZWRpdEFjY291bnRSZXF1ZXN0GiIudG9sbGdhdGUudjEuQ3JlZGl0QWNjb3VudFJlc3BvbnNlIi+C0+STAik6ASoiJC9hcGkvdjEvYWNjb3VudHMve2FjY291bnRfaWR9OmNyZWRpdBJzCg1DcmVhdGVTZXNzaW9uEiEudG9sbGdhdGUudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QaIi50b2xsZ2F0ZS52MS5DcmVhdGVTZXNzaW9uUmVzcG9uc2UiG4LT5JMCFToBKiIQL2FwaS92MS9zZXNzaW9ucxKEAQoOQ2hhbmdlUGFzc3dvcmQSIi50b2xsZ2F0ZS52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaIy50b2xsZ2F0ZS52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlIimC0+STAiM6ASoiHi9hcGkvdjEvYWNjb3VudDpjaGFuZ2VQYXNzd29yZBJ4Cg1EZWxldGVTZXNzaW9uEiEudG9sbGdhdGUudjEuRGVsZXRlU2Vzc2lvblJlcXVlc3QaIi50b2xsZ2F0ZS52MS5EZWxldGVTZXNzaW9uUmVzcG9uc2UiIILT5JMCGioYL2FwaS92MS9zZXNzaW9ucy9jdXJyZW50YgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("Chl0b2xsZ2F0ZS92MS9hY2NvdW50LnByb3RvEgt0b2xsZ2F0ZS52MSKDAgoHQWNjb3VudBIQCgJpZBgBIAEoCUIE4kEBAxIMCgRuYW1lGAIgASgJEhAKCGRpc2FibGVkGAMgASgIEhYKDmJhbGFuY2VfbWljcm9zGAQgASgDEhMKC2JhbGFuY2VfdXNkGAUgASgJEhMKC2hlbGRfbWljcm9zGAYgASgDEhAKCGhlbGRfdXNkGAcgASgJEhgKEGF2YWlsYWJsZV9taWNyb3MYCCABKAMSFQoNYXZhaWxhYmxlX3VzZBgJIAEoCRIQCghkaXNjb3VudBgKIAEoCRIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAitgEKC0xlZGdlckVudHJ5EgoKAmlkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSFQoNYW1vdW50X21pY3JvcxgDIAEoAxISCgphbW91bnRfdXNkGAQgASgJEgwKBGtpbmQYBSABKAkSDQoFYWN0b3IYBiABKAkSDgoGcmVhc29uGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJUChRDcmVhdGVBY2NvdW50UmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECEhYKCHBhc3N3b3JkGAIgASgJQgTiQQECEhAKCGRpc2NvdW50GAMgASgJIj4KFUNyZWF0ZUFjY291bnRSZXNwb25zZRIlCgdhY2NvdW50GAEgASgLMhQudG9sbGdhdGUudjEuQWNjb3VudCI8ChNMaXN0QWNjb3VudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlcKFExpc3RBY2NvdW50c1Jlc3BvbnNlEiYKCGFjY291bnRzGAEgAygLMhQudG9sbGdhdGUudjEuQWNjb3VudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJwoRR2V0QWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCSI7ChJHZXRBY2NvdW50UmVzcG9uc2USJQoHYWNjb3VudBgBIAEoCzIULnRvbGxnYXRlLnYxLkFjY291bnQiKwoVRGlzYWJsZUFjY291bnRSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkiPwoWRGlzYWJsZUFjY291bnRSZXNwb25zZRIlCgdhY2NvdW50GAEgASgLMhQudG9sbGdhdGUudjEuQWNjb3VudCKIAQoUVXBkYXRlQWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIrCgdhY2NvdW50GAIgASgLMhQudG9sbGdhdGUudjEuQWNjb3VudEIE4kEBAhIvCgt1cGRhdGVfbWFzaxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siPgoVVXBkYXRlQWNjb3VudFJlc3BvbnNlEiUKB2FjY291bnQYASABKAsyFC50b2xsZ2F0ZS52MS5BY2NvdW50IkcKGVNldEFjY291bnRQYXNzd29yZFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIWCghwYXNzd29yZBgCIAEoCUIE4kEBAiI0ChpTZXRBY2NvdW50UGFzc3dvcmRSZXNwb25zZRIWCg5lbmRlZF9zZXNzaW9ucxgBIAEoBSJUChRDcmVkaXRBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhgKCmFtb3VudF91c2QYAiABKAlCBOJBAQISDgoGcmVhc29uGAMgASgJImcKFUNyZWRpdEFjY291bnRSZXNwb25zZRInCgVlbnRyeRgBIAEoCzIYLnRvbGxnYXRlLnYxLkxlZGdlckVudHJ5EiUKB2FjY291bnQYAiABKAsyFC50b2xsZ2F0ZS52MS5BY2NvdW50IlMKE0RlYml0QWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIYCgphbW91bnRfdXNkGAIgASgJQgTiQQECEg4KBnJlYXNvbhgDIAEoCSJmChREZWJpdEFjY291bnRSZXNwb25zZRInCgVlbnRyeRgBIAEoCzIYLnRvbGxnYXRlLnYxLkxlZGdlckVudHJ5EiUKB2FjY291bnQYAiABKAsyFC50b2xsZ2F0ZS52MS5BY2NvdW50IkIKFENyZWF0ZVNlc3Npb25SZXF1ZXN0EhIKBG5hbWUYASABKAlCBOJBAQISFgoIcGFzc3dvcmQYAiABKAlCBOJBAQIicwoVQ3JlYXRlU2Vzc2lvblJlc3BvbnNlEhUKDXNlc3Npb25fdG9rZW4YASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmFjY291bnRfaWQYAyABKAkiUwoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0Eh4KEGN1cnJlbnRfcGFzc3dvcmQYASABKAlCBOJBAQISGgoMbmV3X3Bhc3N3b3JkGAIgASgJQgTiQQECIjAKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USFgoOZW5kZWRfc2Vzc2lvbnMYASABKAUiFgoURGVsZXRlU2Vzc2lvblJlcXVlc3QiFwoVRGVsZXRlU2Vzc2lvblJlc3BvbnNlMqULCg5BY2NvdW50U2VydmljZRJzCg1DcmVhdGVBY2NvdW50EiEudG9sbGdhdGUudjEuQ3JlYXRlQWNjb3VudFJlcXVlc3QaIi50b2xsZ2F0ZS52MS5DcmVhdGVBY2NvdW50UmVzcG9uc2UiG4LT5JMCFToBKiIQL2FwaS92MS9hY2NvdW50cxJtCgxMaXN0QWNjb3VudHMSIC50b2xsZ2F0ZS52MS5MaXN0QWNjb3VudHNSZXF1ZXN0GiEudG9sbGdhdGUudjEuTGlzdEFjY291bnRzUmVzcG9uc2UiGILT5JMCEhIQL2FwaS92MS9hY2NvdW50cxJ0CgpHZXRBY2NvdW50Eh4udG9sbGdhdGUudjEuR2V0QWNjb3VudFJlcXVlc3QaHy50b2xsZ2F0ZS52MS5HZXRBY2NvdW50UmVzcG9uc2UiJYLT5JMCHxIdL2FwaS92MS9hY2NvdW50cy97YWNjb3VudF9pZH0SiwEKDkRpc2FibGVBY2NvdW50EiIudG9sbGdhdGUudjEuRGlzYWJsZUFjY291bnRSZXF1ZXN0GiMudG9sbGdhdGUudjEuRGlzYWJsZUFjY291bnRSZXNwb25zZSIwgtPkkwIqOgEqIiUvYXBpL3YxL2FjY291bnRzL3thY2NvdW50X2lkfTpkaXNhYmxlEoYBCg1VcGRhdGVBY2NvdW50EiEudG9sbGdhdGUudjEuVXBkYXRlQWNjb3VudFJlcXVlc3QaIi50b2xsZ2F0ZS52MS5VcGRhdGVBY2NvdW50UmVzcG9uc2UiLoLT5JMCKDoHYWNjb3VudDIdL2FwaS92MS9hY2NvdW50cy97YWNjb3VudF9pZH0SmwEKElNldEFjY291bnRQYXNzd29yZBImLnRvbGxnYXRlLnYxLlNldEFjY291bnRQYXNzd29yZFJlcXVlc3QaJy50b2xsZ2F0ZS52MS5TZXRBY2NvdW50UGFzc3dvcmRSZXNwb25zZSI0gtPkkwIuOgEqIikvYXBpL3YxL2FjY291bnRzL3thY2NvdW50X2lkfTpzZXRQYXNzd29yZBKHAQoNQ3JlZGl0QWNjb3VudBIhLnRvbGxnYXRlLnYxLkNyZWRpdEFjY291bnRSZXF1ZXN0GiIudG9sbGdhdGUudjEuQ3JlZGl0QWNjb3VudFJlc3BvbnNlIi+C0+STAik6ASoiJC9hcGkvdjEvYWNjb3VudHMve2FjY291bnRfaWR9OmNyZWRpdBKDAQoMRGViaXRBY2NvdW50EiAudG9sbGdhdGUudjEuRGViaXRBY2NvdW50UmVxdWVzdBohLnRvbGxnYXRlLnYxLkRlYml0QWNjb3VudFJlc3BvbnNlIi6C0+STAig6ASoiIy9hcGkvdjEvYWNjb3VudHMve2FjY291bnRfaWR9OmRlYml0EnMKDUNyZWF0ZVNlc3Npb24SIS50b2xsZ2F0ZS52MS5DcmVhdGVTZXNzaW9uUmVxdWVzdBoiLnRvbGxnYXRlLnYxLkNyZWF0ZVNlc3Npb25SZXNwb25zZSIbgtPkkwIVOgEqIhAvYXBpL3YxL3Nlc3Npb25zEoQBCg5DaGFuZ2VQYXNzd29yZBIiLnRvbGxnYXRlLnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBojLnRvbGxnYXRlLnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2UiKYLT5JMCIzoBKiIeL2FwaS92MS9hY2NvdW50OmNoYW5nZVBhc3N3b3JkEngKDURlbGV0ZVNlc3Npb24SIS50b2xsZ2F0ZS52MS5EZWxldGVTZXNzaW9uUmVxdWVzdBoiLnRvbGxnYXRlLnYxLkRlbGV0ZVNlc3Npb25SZXNwb25zZSIggtPkkwIaKhgvYXBpL3YxL3Nlc3Npb25zL2N1cnJlbnRiBnByb3RvMw", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A customer account with its prepaid balance. Money is integer micro-USD with a USD decimal string beside it.
@@ -94,8 +94,9 @@ export const AccountSchema: GenMessage<Account> = /*@__PURE__*/
   messageDesc(file_tollgate_v1_account, 0);
 
 /**
- * A movement of money recorded in the ledger: a credit. A call's charge is its usage row (one per
- * request), so a balance is its credits less the cost of its usage rows.
+ * A movement of money recorded in the ledger: a credit or a debit by the operator. A call's charge
+ * is its usage row (one per request), so a balance is its ledger entries' sum less the cost of its
+ * usage rows.
  *
  * @generated from message tollgate.v1.LedgerEntry
  */
@@ -111,7 +112,7 @@ export type LedgerEntry = Message<"tollgate.v1.LedgerEntry"> & {
   accountId: string;
 
   /**
-   * Positive for credits.
+   * Positive for credits, negative for debits.
    *
    * @generated from field: int64 amount_micros = 3;
    */
@@ -123,7 +124,7 @@ export type LedgerEntry = Message<"tollgate.v1.LedgerEntry"> & {
   amountUsd: string;
 
   /**
-   * "credit".
+   * "credit" or "debit".
    *
    * @generated from field: string kind = 5;
    */
@@ -481,6 +482,63 @@ export const CreditAccountResponseSchema: GenMessage<CreditAccountResponse> = /*
   messageDesc(file_tollgate_v1_account, 15);
 
 /**
+ * Request of AccountService.DebitAccount.
+ *
+ * @generated from message tollgate.v1.DebitAccountRequest
+ */
+export type DebitAccountRequest = Message<"tollgate.v1.DebitAccountRequest"> & {
+  /**
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * Amount to take, in USD as a decimal string, e.g. "25.00"; at most six decimals.
+   *
+   * @generated from field: string amount_usd = 2;
+   */
+  amountUsd: string;
+
+  /**
+   * Why the money was taken (the mistaken credit's reference, a refund, …).
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message tollgate.v1.DebitAccountRequest.
+ * Use `create(DebitAccountRequestSchema)` to create a new message.
+ */
+export const DebitAccountRequestSchema: GenMessage<DebitAccountRequest> = /*@__PURE__*/
+  messageDesc(file_tollgate_v1_account, 16);
+
+/**
+ * Response of AccountService.DebitAccount.
+ *
+ * @generated from message tollgate.v1.DebitAccountResponse
+ */
+export type DebitAccountResponse = Message<"tollgate.v1.DebitAccountResponse"> & {
+  /**
+   * @generated from field: tollgate.v1.LedgerEntry entry = 1;
+   */
+  entry?: LedgerEntry | undefined;
+
+  /**
+   * @generated from field: tollgate.v1.Account account = 2;
+   */
+  account?: Account | undefined;
+};
+
+/**
+ * Describes the message tollgate.v1.DebitAccountResponse.
+ * Use `create(DebitAccountResponseSchema)` to create a new message.
+ */
+export const DebitAccountResponseSchema: GenMessage<DebitAccountResponse> = /*@__PURE__*/
+  messageDesc(file_tollgate_v1_account, 17);
+
+/**
  * Request of AccountService.CreateSession.
  *
  * @generated from message tollgate.v1.CreateSessionRequest
@@ -502,7 +560,7 @@ export type CreateSessionRequest = Message<"tollgate.v1.CreateSessionRequest"> &
  * Use `create(CreateSessionRequestSchema)` to create a new message.
  */
 export const CreateSessionRequestSchema: GenMessage<CreateSessionRequest> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_account, 16);
+  messageDesc(file_tollgate_v1_account, 18);
 
 /**
  * Response of AccountService.CreateSession.
@@ -533,7 +591,7 @@ export type CreateSessionResponse = Message<"tollgate.v1.CreateSessionResponse">
  * Use `create(CreateSessionResponseSchema)` to create a new message.
  */
 export const CreateSessionResponseSchema: GenMessage<CreateSessionResponse> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_account, 17);
+  messageDesc(file_tollgate_v1_account, 19);
 
 /**
  * Request of AccountService.ChangePassword.
@@ -559,7 +617,7 @@ export type ChangePasswordRequest = Message<"tollgate.v1.ChangePasswordRequest">
  * Use `create(ChangePasswordRequestSchema)` to create a new message.
  */
 export const ChangePasswordRequestSchema: GenMessage<ChangePasswordRequest> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_account, 18);
+  messageDesc(file_tollgate_v1_account, 20);
 
 /**
  * Response of AccountService.ChangePassword.
@@ -580,7 +638,7 @@ export type ChangePasswordResponse = Message<"tollgate.v1.ChangePasswordResponse
  * Use `create(ChangePasswordResponseSchema)` to create a new message.
  */
 export const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_account, 19);
+  messageDesc(file_tollgate_v1_account, 21);
 
 /**
  * Request of AccountService.DeleteSession.
@@ -595,7 +653,7 @@ export type DeleteSessionRequest = Message<"tollgate.v1.DeleteSessionRequest"> &
  * Use `create(DeleteSessionRequestSchema)` to create a new message.
  */
 export const DeleteSessionRequestSchema: GenMessage<DeleteSessionRequest> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_account, 20);
+  messageDesc(file_tollgate_v1_account, 22);
 
 /**
  * Response of AccountService.DeleteSession.
@@ -610,7 +668,7 @@ export type DeleteSessionResponse = Message<"tollgate.v1.DeleteSessionResponse">
  * Use `create(DeleteSessionResponseSchema)` to create a new message.
  */
 export const DeleteSessionResponseSchema: GenMessage<DeleteSessionResponse> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_account, 21);
+  messageDesc(file_tollgate_v1_account, 23);
 
 /**
  * AccountService holds the operator's calls (accounts and credits, with the operator key) and the
@@ -693,6 +751,18 @@ export const AccountService: GenService<{
     methodKind: "unary";
     input: typeof CreditAccountRequestSchema;
     output: typeof CreditAccountResponseSchema;
+  },
+  /**
+   * Operator: takes money back from a balance (a mistaken credit, a refunded payment, a chargeback),
+   * at most what is available: money held by running calls stays theirs, and a balance never goes
+   * negative. The `idempotency-key` works as for CreditAccount (keys are shared by both).
+   *
+   * @generated from rpc tollgate.v1.AccountService.DebitAccount
+   */
+  debitAccount: {
+    methodKind: "unary";
+    input: typeof DebitAccountRequestSchema;
+    output: typeof DebitAccountResponseSchema;
   },
   /**
    * Console login: exchanges a name and password for a session token.
