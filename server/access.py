@@ -71,6 +71,7 @@ ACCESS: Mapping[str, frozenset[Role]] = {
     _TOKENS + "DeleteToken": _SESSION,
     _BILLING + "GetBalance": _SESSION,
     _BILLING + "ListUsageLogs": _SESSION_OR_OPERATOR,  # the operator names the account
+    _BILLING + "ListLedgerEntries": _SESSION_OR_OPERATOR,  # the operator names the account
     _BILLING + "GetUsageSummary": _SESSION_OR_OPERATOR,  # the operator names the account
     _BILLING + "ListPrices": _SESSION,
     _BILLING + "GetSubscription": _TOKEN,

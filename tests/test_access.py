@@ -135,7 +135,7 @@ def test_the_table_keeps_each_kind_of_credential_in_its_lane() -> None:
             assert roles == {Role.API_TOKEN}, method  # OpenAI's legacy billing shapes, read with a key
         elif service in ("tollgate.v1.TokenService", "tollgate.v1.BillingService"):
             assert Role.SESSION in roles and Role.API_TOKEN not in roles, method
-            operator_too = ("/CreateToken", "/ListUsageLogs", "/GetUsageSummary")
+            operator_too = ("/CreateToken", "/ListUsageLogs", "/GetUsageSummary", "/ListLedgerEntries")
             assert Role.OPERATOR not in roles or method.endswith(operator_too), method
         elif method.endswith(("/CreateSession",)):
             assert roles == {Role.PUBLIC}, method

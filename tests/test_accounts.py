@@ -171,6 +171,33 @@ async def test_a_debit_takes_money_back_once_per_key_and_never_below_zero(runnin
     assert await _balance(running, account_id) == 0
 
 
+async def test_the_ledger_lists_credits_and_debits_newest_first_to_the_account_and_the_operator(
+    running: Running,
+) -> None:
+    alice = await running.create_account("alice")
+    other = await running.create_account("bob")
+    for key, action, amount in (("a-1", "credit", "10"), ("a-2", "debit", "2.5"), ("a-3", "credit", "1")):
+        assert (await _move(running, action, alice, key, amount_usd=amount, reason=key))[0] == 200
+    assert (await _credit(running, other, "b-1", amount_usd="7"))[0] == 200
+    session = await running.login("alice")
+    first = (await running.http.get("/api/v1/ledger?page_size=2", headers=session)).json()
+    assert [(e["kind"], e["amount_usd"], e["reason"]) for e in first["entries"]] == [
+        ("credit", "1.000000", "a-3"),
+        ("debit", "-2.500000", "a-2"),
+    ]
+    rest = await running.http.get(f"/api/v1/ledger?page_token={first['next_page_token']}", headers=session)
+    assert [(e["reason"], e["actor"]) for e in rest.json()["entries"]] == [("a-1", "operator")]
+    assert rest.json()["next_page_token"] == ""
+    mine = await running.http.get(f"/api/v1/ledger?account_id={alice}", headers=session)
+    assert len(mine.json()["entries"]) == 3
+    theirs = await running.http.get(f"/api/v1/ledger?account_id={other}", headers=session)
+    assert (theirs.status_code, theirs.json()["details"][0]["reason"]) == (404, "not_found")
+    operator = await running.http.get(f"/api/v1/ledger?account_id={other}", headers=running.operator())
+    assert [e["amount_micros"] for e in operator.json()["entries"]] == [7_000_000]
+    unnamed = await running.http.get("/api/v1/ledger", headers=running.operator())
+    assert (unnamed.status_code, unnamed.json()["details"][0]["metadata"]["param"]) == (400, "account_id")
+
+
 async def test_the_same_over_grpc(running: Running) -> None:
     stub = running.accounts_stub()
     created = await stub.CreateAccount(

@@ -72,6 +72,8 @@ async def test_a_user_creates_a_token_calls_with_it_audits_and_deletes_it(env: R
         await _log_in(page, "user", PASSWORD)
         await expect(page.locator("#balance")).to_have_text(usd(STARTING_BALANCE))
         await expect(page.locator("#available")).to_have_text(usd(STARTING_BALANCE))
+        await expect(page.locator("#ledger tbody tr")).to_have_count(1)
+        await expect(page.locator("#ledger tbody tr")).to_contain_text(f"credit{usd(STARTING_BALANCE)}")
 
         await page.get_by_role("link", name="Tokens").click()
         create = page.locator("#create-token")

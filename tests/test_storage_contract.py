@@ -243,6 +243,23 @@ async def test_concurrent_debits_never_take_more_than_the_balance(store: Store) 
     assert account is not None and account.balance_micros == 500
 
 
+async def test_ledger_entries_list_an_accounts_credits_and_debits_newest_first(store: Store) -> None:
+    await _funded(store, 10_000)  # led_1
+    assert await store.accounts.insert_account(_account("acc_2"), "h")
+    for entry_id, account_id, micros in (("led_2", "acc_1", -1_000), ("led_3", "acc_2", 500), ("led_4", "acc_1", 2)):
+        movement = Movement(entry_id, account_id, micros, "operator", "why", entry_id, "fp", NOW)
+        assert await store.accounts.apply_movement(movement) is not None
+    listed = await store.accounts.list_ledger_entries("acc_1", "", 10)
+    assert [(entry.id, entry.kind, entry.amount_micros) for entry in listed] == [
+        ("led_4", "credit", 2),
+        ("led_2", "debit", -1_000),
+        ("led_1", "credit", 10_000),
+    ]
+    assert listed[1].created_at == NOW and listed[1].reason == "why"
+    assert [entry.id for entry in await store.accounts.list_ledger_entries("acc_1", "led_4", 1)] == ["led_2"]
+    assert await store.accounts.list_ledger_entries("acc_1", "led_1", 10) == []
+
+
 async def test_the_upgrade_to_debits_keeps_every_credit_and_its_key(url: str) -> None:
     backend = "sqlite" if url.startswith("sqlite:") else "postgres"
     migrations = load_migrations(backend)

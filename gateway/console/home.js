@@ -1,11 +1,12 @@
 // Home: balance, held and available; spend today and this month; spend per day by model; most used tokens;
-// changing the password.
+// the money put in and taken back; changing the password.
 import { get, query } from "/console/api.js";
 import { spendChart } from "/console/chart.js";
-import { card, count, el, table, usd } from "/console/format.js";
+import { card, count, el, table, usd, when } from "/console/format.js";
 import { changePasswordForm } from "/console/password.js";
 
 const DAYS = 30;
+const LEDGER_ROWS = 20;
 
 // Usage totals are pre-aggregated per UTC day, so "today" and "this month" are UTC periods: exact, not estimated.
 function utcStart(dayOfMonth) {
@@ -31,13 +32,14 @@ export async function homePage() {
   const today = utcStart();
   const month = utcStart(1);
   const days = utcDays(DAYS);
-  const [account, spentToday, spentMonth, daily, byToken, tokens] = await Promise.all([
+  const [account, spentToday, spentMonth, daily, byToken, tokens, ledger] = await Promise.all([
     get("/api/v1/account"),
     spendSince(today),
     spendSince(month),
     get(`/api/v1/usage${query({ group_by: "USAGE_GROUPING_DAY_AND_MODEL", start_time: `${days[0]}T00:00:00Z` })}`),
     get(`/api/v1/usage${query({ group_by: "USAGE_GROUPING_TOKEN", start_time: `${days[0]}T00:00:00Z` })}`),
     get("/api/v1/tokens?page_size=500"),
+    get(`/api/v1/ledger${query({ page_size: LEDGER_ROWS })}`),
   ]);
   const names = new Map(tokens.tokens.map((token) => [token.id, token.name]));
   const busiest = [...byToken.buckets].sort((a, b) => Number(b.requests) - Number(a.requests)).slice(0, 5);
@@ -68,6 +70,21 @@ export async function homePage() {
         ],
         busiest,
         "No calls yet: create a token on the Tokens page and point your OpenAI SDK at this server.",
+      ),
+    ),
+    el("h2", {}, `Credits and debits (latest ${LEDGER_ROWS})`),
+    el(
+      "div",
+      { id: "ledger" },
+      table(
+        [
+          ["When", (entry) => when(entry.create_time)],
+          ["Kind", (entry) => entry.kind],
+          ["Amount", (entry) => usd(entry.amount_micros), "num"],
+          ["Reason", (entry) => entry.reason],
+        ],
+        ledger.entries,
+        "No credits yet: the operator adds money to the balance.",
       ),
     ),
     el("h2", {}, "Password"),

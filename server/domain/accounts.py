@@ -10,7 +10,7 @@ from typing import Any
 from server.domain.clock import utcnow
 from server.domain.ids import new_id
 from server.domain.money import format_usd, parse_multiplier, parse_usd
-from server.domain.paging import Page, decode_page_token, encode_page_token, page_size
+from server.domain.paging import Page, fetch_page
 from server.domain.passwords import Passwords
 from server.domain.records import Account, LedgerEntry, Movement
 from server.domain.token_cache import TokenCache
@@ -60,11 +60,13 @@ class Accounts:
         return account
 
     async def list(self, size: int, token: str) -> Page[Account]:
-        limit = page_size(size)
-        accounts = await self._store.list_accounts(decode_page_token(token), limit + 1)
-        more = len(accounts) > limit
-        accounts = accounts[:limit]
-        return Page(accounts, encode_page_token(accounts[-1].id) if more else "")
+        return await fetch_page(self._store.list_accounts, size, token)
+
+    async def ledger(self, account_id: str, size: int, page_token: str) -> Page[LedgerEntry]:
+        """The account's credits and debits, newest first, one page at a time."""
+        return await fetch_page(
+            lambda before_id, limit: self._store.list_ledger_entries(account_id, before_id, limit), size, page_token
+        )
 
     async def update(self, account_id: str, changes: Mapping[str, Any]) -> Account:
         """Sets `discount` or `disabled`. A request's price is fixed by its hold, so one already running keeps the

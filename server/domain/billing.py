@@ -23,7 +23,7 @@ from server.domain.catalogue import Catalogue, CatalogueModel
 from server.domain.clock import utcnow
 from server.domain.ids import new_id
 from server.domain.metering import UsageMeter
-from server.domain.paging import Page, decode_page_token, encode_page_token, page_size
+from server.domain.paging import Page, fetch_page
 from server.domain.pricing import Price, TokenCounts, affordable_output, cost_micros, parse_price
 from server.domain.records import ApiToken, Funds, Hold, UsageRecord
 from server.errors import (
@@ -246,11 +246,9 @@ class Billing:
 
     async def usage(self, account_id: str, filters: Mapping[str, Any], size: int, page_token: str) -> Page[UsageRecord]:
         """The account's usage rows, newest first, filtered, one page at a time."""
-        limit = page_size(size)
-        rows = await self._store.list_usage(account_id, filters, decode_page_token(page_token), limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(rows, encode_page_token(rows[-1].id) if more else "")
+        return await fetch_page(
+            lambda before_id, limit: self._store.list_usage(account_id, filters, before_id, limit), size, page_token
+        )
 
     async def totals(self, account_id: str, group_by: str, start: date, end: date) -> list[dict[str, Any]]:
         """Pre-aggregated totals between two UTC days, both included."""

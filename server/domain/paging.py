@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-from collections.abc import Sequence
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, Protocol, TypeVar
 
 from server.errors import InvalidArgumentError
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 T = TypeVar("T")
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+Listed = TypeVar("Listed", bound=_Identified)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,3 +49,16 @@ def decode_page_token(token: str) -> str:
         return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
     except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text b64decode refuses
         raise InvalidArgumentError("page_token is not one this server issued", param="page_token") from None
+
+
+async def fetch_page(
+    fetch: Callable[[str, int], Awaitable[Sequence[Listed]]], size: int, page_token: str
+) -> Page[Listed]:
+    """One page of `size` (0: the default) after `page_token`. `fetch(after_id, limit)` returns up to `limit`
+    items past that cursor in the listing's order; it is asked for one more than the page holds, which tells
+    whether there is a next page."""
+    limit = page_size(size)
+    items = await fetch(decode_page_token(page_token), limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    return Page(items, encode_page_token(items[-1].id) if more else "")

@@ -12,7 +12,7 @@ from server.access import Principal, Role
 from server.auth import sha256_hex
 from server.domain.clock import utcnow
 from server.domain.ids import new_id
-from server.domain.paging import Page, decode_page_token, encode_page_token, page_size
+from server.domain.paging import Page, fetch_page
 from server.domain.records import ApiToken, TokenSettings
 from server.domain.token_cache import TokenCache
 from server.errors import AuthenticationError, InvalidArgumentError, NotFoundError, PermissionDeniedError
@@ -69,11 +69,9 @@ class Tokens:
         return token
 
     async def list(self, account_id: str, size: int, page_token: str) -> Page[ApiToken]:
-        limit = page_size(size)
-        tokens = await self._store.list_tokens(account_id, decode_page_token(page_token), limit + 1)
-        more = len(tokens) > limit
-        tokens = tokens[:limit]
-        return Page(tokens, encode_page_token(tokens[-1].id) if more else "")
+        return await fetch_page(
+            lambda after_id, limit: self._store.list_tokens(account_id, after_id, limit), size, page_token
+        )
 
     async def update(self, account_id: str, token_id: str, changes: Mapping[str, Any]) -> ApiToken:
         """Sets the named settings; an account's token is found only by that account."""

@@ -1,4 +1,4 @@
-"""BillingService: the caller's balance, usage logs, usage totals and prices."""
+"""BillingService: the caller's balance, usage logs, usage totals, ledger entries and prices."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from server.domain.records import ApiToken, UsageRecord
 from server.domain.tokens import Tokens
 from server.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
 from server.interceptors import current_principal
-from server.services.convert import account_message, from_timestamp, timestamp
+from server.services.convert import account_message, from_timestamp, ledger_entry_message, timestamp
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _GROUPS = {
@@ -95,6 +95,15 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         page = await self._billing.usage(account_id, filters, request.page_size, request.page_token)
         return billing_pb2.ListUsageLogsResponse(
             logs=[usage_message(row) for row in page.items], next_page_token=page.next_page_token
+        )
+
+    async def ListLedgerEntries(
+        self, request: billing_pb2.ListLedgerEntriesRequest, context: Context
+    ) -> billing_pb2.ListLedgerEntriesResponse:
+        account_id = await self._account_asked(request.account_id)
+        page = await self._accounts.ledger(account_id, request.page_size, request.page_token)
+        return billing_pb2.ListLedgerEntriesResponse(
+            entries=[ledger_entry_message(entry) for entry in page.items], next_page_token=page.next_page_token
         )
 
     async def _account_asked(self, asked: str) -> str:

@@ -12,6 +12,7 @@ from server.domain.records import (
     Credentials,
     Funds,
     Hold,
+    LedgerEntry,
     Moved,
     Movement,
     Session,
@@ -81,6 +82,10 @@ class AccountStore(Protocol):
 
     async def update_account(self, account_id: str, changes: Mapping[str, Any]) -> Account | None:
         """Sets `disabled` or `discount` (the keys of `changes`); None when no such account."""
+        ...
+
+    async def list_ledger_entries(self, account_id: str, before_id: str, limit: int) -> list[LedgerEntry]:
+        """The account's credits and debits, newest first, older than `before_id` when it is set."""
         ...
 
     async def apply_movement(self, movement: Movement) -> Moved | None:

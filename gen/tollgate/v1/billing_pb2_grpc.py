@@ -51,6 +51,11 @@ class BillingServiceStub:
                 request_serializer=tollgate_dot_v1_dot_billing__pb2.GetUsageSummaryRequest.SerializeToString,
                 response_deserializer=tollgate_dot_v1_dot_billing__pb2.GetUsageSummaryResponse.FromString,
                 _registered_method=True)
+        self.ListLedgerEntries = channel.unary_unary(
+                '/tollgate.v1.BillingService/ListLedgerEntries',
+                request_serializer=tollgate_dot_v1_dot_billing__pb2.ListLedgerEntriesRequest.SerializeToString,
+                response_deserializer=tollgate_dot_v1_dot_billing__pb2.ListLedgerEntriesResponse.FromString,
+                _registered_method=True)
         self.ListPrices = channel.unary_unary(
                 '/tollgate.v1.BillingService/ListPrices',
                 request_serializer=tollgate_dot_v1_dot_billing__pb2.ListPricesRequest.SerializeToString,
@@ -96,6 +101,14 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListLedgerEntries(self, request, context):
+        """The money put in and taken back (the operator's credits and debits), newest first, with cursor
+        pagination: the session's account's, or (with the operator key) the account named by account_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListPrices(self, request, context):
         """Each model's upstream and discounted prices and context window.
         """
@@ -134,6 +147,11 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.GetUsageSummary,
                     request_deserializer=tollgate_dot_v1_dot_billing__pb2.GetUsageSummaryRequest.FromString,
                     response_serializer=tollgate_dot_v1_dot_billing__pb2.GetUsageSummaryResponse.SerializeToString,
+            ),
+            'ListLedgerEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLedgerEntries,
+                    request_deserializer=tollgate_dot_v1_dot_billing__pb2.ListLedgerEntriesRequest.FromString,
+                    response_serializer=tollgate_dot_v1_dot_billing__pb2.ListLedgerEntriesResponse.SerializeToString,
             ),
             'ListPrices': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPrices,
@@ -234,6 +252,33 @@ class BillingService:
             '/tollgate.v1.BillingService/GetUsageSummary',
             tollgate_dot_v1_dot_billing__pb2.GetUsageSummaryRequest.SerializeToString,
             tollgate_dot_v1_dot_billing__pb2.GetUsageSummaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLedgerEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.v1.BillingService/ListLedgerEntries',
+            tollgate_dot_v1_dot_billing__pb2.ListLedgerEntriesRequest.SerializeToString,
+            tollgate_dot_v1_dot_billing__pb2.ListLedgerEntriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,10 @@ class BillingServiceStub:
     """Totals by day, model or token: the session's account's, or (with the operator key) the
     account named by account_id.
     """
+    ListLedgerEntries: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListLedgerEntriesRequest, _billing_pb2.ListLedgerEntriesResponse]
+    """The money put in and taken back (the operator's credits and debits), newest first, with cursor
+    pagination: the session's account's, or (with the operator key) the account named by account_id.
+    """
     ListPrices: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListPricesRequest, _billing_pb2.ListPricesResponse]
     """Each model's upstream and discounted prices and context window."""
     GetSubscription: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetSubscriptionRequest, _billing_pb2.GetSubscriptionResponse]
@@ -68,6 +72,10 @@ class BillingServiceAsyncStub(BillingServiceStub):
     GetUsageSummary: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetUsageSummaryRequest, _billing_pb2.GetUsageSummaryResponse]  # type: ignore[assignment]
     """Totals by day, model or token: the session's account's, or (with the operator key) the
     account named by account_id.
+    """
+    ListLedgerEntries: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListLedgerEntriesRequest, _billing_pb2.ListLedgerEntriesResponse]  # type: ignore[assignment]
+    """The money put in and taken back (the operator's credits and debits), newest first, with cursor
+    pagination: the session's account's, or (with the operator key) the account named by account_id.
     """
     ListPrices: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListPricesRequest, _billing_pb2.ListPricesResponse]  # type: ignore[assignment]
     """Each model's upstream and discounted prices and context window."""
@@ -107,6 +115,16 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_billing_pb2.GetUsageSummaryResponse, _abc.Awaitable[_billing_pb2.GetUsageSummaryResponse]]:
         """Totals by day, model or token: the session's account's, or (with the operator key) the
         account named by account_id.
+        """
+
+    @_abc_1.abstractmethod
+    def ListLedgerEntries(
+        self,
+        request: _billing_pb2.ListLedgerEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ListLedgerEntriesResponse, _abc.Awaitable[_billing_pb2.ListLedgerEntriesResponse]]:
+        """The money put in and taken back (the operator's credits and debits), newest first, with cursor
+        pagination: the session's account's, or (with the operator key) the account named by account_id.
         """
 
     @_abc_1.abstractmethod

@@ -11,6 +11,7 @@ from server.storage.sql.database import Database, Dialect, Row, set_clause
 
 _ACCOUNT_COLUMNS = "id, name, disabled, balance_micros, held_micros, discount, created_at"
 _UPDATABLE = ("disabled", "discount")
+_ENTRY_COLUMNS = "id, account_id, amount_micros, kind, actor, reason, created_at"
 
 
 def _account(row: Row, dialect: Dialect) -> Account:
@@ -95,6 +96,15 @@ class SqlAccounts:
             await self._db.execute(f"UPDATE accounts SET {assignments} WHERE id = ?", (*changes.values(), account_id))
         return await self.get_account(account_id)
 
+    async def list_ledger_entries(self, account_id: str, before_id: str, limit: int) -> list[LedgerEntry]:
+        # Only the operator's movements: a charge entry is what a release before one-row-per-charge wrote.
+        rows = await self._db.fetchall(
+            f"SELECT {_ENTRY_COLUMNS} FROM ledger_entries WHERE account_id = ? AND kind IN ('credit', 'debit')"
+            f"{' AND id < ?' if before_id else ''} ORDER BY id DESC LIMIT ?",
+            (account_id, *([before_id] if before_id else []), limit),
+        )
+        return [_entry(row, self._db.dialect) for row in rows]
+
     async def apply_movement(self, movement: Movement) -> Moved | None:
         dialect = self._db.dialect
         async with self._db.transaction() as tx:
@@ -124,8 +134,7 @@ class SqlAccounts:
             )
             at = dialect.time(entry.created_at)
             await tx.execute(
-                "INSERT INTO ledger_entries (id, account_id, amount_micros, kind, actor, reason, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO ledger_entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (entry.id, entry.account_id, entry.amount_micros, entry.kind, entry.actor, entry.reason, at),
             )
             await tx.execute(

@@ -7,7 +7,7 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Account } from "./account_pb.js";
+import type { Account, LedgerEntry } from "./account_pb.js";
 import { file_tollgate_v1_account } from "./account_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tollgate/v1/billing.proto.
  */
 export const file_tollgate_v1_billing: GenFile = /*@__PURE__*/
-  fileDesc("Chl0b2xsZ2F0ZS92MS9iaWxsaW5nLnByb3RvEgt0b2xsZ2F0ZS52MSITChFHZXRCYWxhbmNlUmVxdWVzdCI7ChJHZXRCYWxhbmNlUmVzcG9uc2USJQoHYWNjb3VudBgBIAEoCzIULnRvbGxnYXRlLnYxLkFjY291bnQi3AMKCFVzYWdlTG9nEgoKAmlkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRva2VuX2lkGAQgASgJEhIKCnRva2VuX25hbWUYBSABKAkSFwoPcmVxdWVzdGVkX21vZGVsGAYgASgJEhQKDHNlcnZlZF9tb2RlbBgHIAEoCRIPCgdjaGFubmVsGAggASgJEg4KBnN0cmVhbRgJIAEoCBIUCgxpbnB1dF90b2tlbnMYCiABKAMSFQoNY2FjaGVkX3Rva2VucxgLIAEoAxIaChJjYWNoZV93cml0ZV90b2tlbnMYDCABKAMSFQoNb3V0cHV0X3Rva2VucxgNIAEoAxIYChByZWFzb25pbmdfdG9rZW5zGA4gASgDEhMKC2Nvc3RfbWljcm9zGA8gASgDEhAKCGNvc3RfdXNkGBAgASgJEhEKCWVzdGltYXRlZBgRIAEoCBIOCgZzdGF0dXMYEiABKAkSEgoKbGF0ZW5jeV9tcxgTIAEoAxIeChZ0aW1lX3RvX2ZpcnN0X3Rva2VuX21zGBQgASgDEhEKCWNsaWVudF9pcBgVIAEoCSLgAQoUTGlzdFVzYWdlTG9nc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEAoIdG9rZW5faWQYAyABKAkSDQoFbW9kZWwYBCABKAkSDgoGc3RhdHVzGAUgASgJEi4KCnN0YXJ0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgphY2NvdW50X2lkGAggASgJIlUKFUxpc3RVc2FnZUxvZ3NSZXNwb25zZRIjCgRsb2dzGAEgAygLMhUudG9sbGdhdGUudjEuVXNhZ2VMb2cSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIrgBChZHZXRVc2FnZVN1bW1hcnlSZXF1ZXN0EiwKCGdyb3VwX2J5GAEgASgOMhoudG9sbGdhdGUudjEuVXNhZ2VHcm91cGluZxIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKYWNjb3VudF9pZBgEIAEoCSJEChdHZXRVc2FnZVN1bW1hcnlSZXNwb25zZRIpCgdidWNrZXRzGAEgAygLMhgudG9sbGdhdGUudjEuVXNhZ2VCdWNrZXQi1AEKC1VzYWdlQnVja2V0EgsKA2RheRgBIAEoCRINCgVtb2RlbBgCIAEoCRIQCgh0b2tlbl9pZBgDIAEoCRIQCghyZXF1ZXN0cxgEIAEoAxIUCgxpbnB1dF90b2tlbnMYBSABKAMSFQoNY2FjaGVkX3Rva2VucxgGIAEoAxIaChJjYWNoZV93cml0ZV90b2tlbnMYByABKAMSFQoNb3V0cHV0X3Rva2VucxgIIAEoAxITCgtjb3N0X21pY3JvcxgJIAEoAxIQCghjb3N0X3VzZBgKIAEoCSITChFMaXN0UHJpY2VzUmVxdWVzdCJuChJMaXN0UHJpY2VzUmVzcG9uc2USJwoGcHJpY2VzGAEgAygLMhcudG9sbGdhdGUudjEuTW9kZWxQcmljZRIVCg1zaXRlX2Rpc2NvdW50GAIgASgJEhgKEGFjY291bnRfZGlzY291bnQYAyABKAkigQEKCk1vZGVsUHJpY2USDQoFbW9kZWwYASABKAkSFgoOY29udGV4dF93aW5kb3cYAiABKAMSJAoIdXBzdHJlYW0YAyABKAsyEi50b2xsZ2F0ZS52MS5QcmljZRImCgpkaXNjb3VudGVkGAQgASgLMhIudG9sbGdhdGUudjEuUHJpY2UidQoFUHJpY2USFgoOaW5wdXRfcGVyX210b2sYASABKAkSHQoVY2FjaGVkX2lucHV0X3Blcl9tdG9rGAIgASgJEhwKFGNhY2hlX3dyaXRlX3Blcl9tdG9rGAMgASgJEhcKD291dHB1dF9wZXJfbXRvaxgEIAEoCSIYChZHZXRTdWJzY3JpcHRpb25SZXF1ZXN0IqoBChdHZXRTdWJzY3JpcHRpb25SZXNwb25zZRIOCgZvYmplY3QYASABKAkSGgoSaGFzX3BheW1lbnRfbWV0aG9kGAIgASgIEhYKDmhhcmRfbGltaXRfdXNkGAMgASgBEhYKDnNvZnRfbGltaXRfdXNkGAQgASgBEh0KFXN5c3RlbV9oYXJkX2xpbWl0X3VzZBgFIAEoARIUCgxhY2Nlc3NfdW50aWwYBiABKAMiQAoYR2V0RGFzaGJvYXJkVXNhZ2VSZXF1ZXN0EhIKCnN0YXJ0X2RhdGUYASABKAkSEAoIZW5kX2RhdGUYAiABKAkiQAoZR2V0RGFzaGJvYXJkVXNhZ2VSZXNwb25zZRIOCgZvYmplY3QYASABKAkSEwoLdG90YWxfdXNhZ2UYAiABKAEqnQEKDVVzYWdlR3JvdXBpbmcSHgoaVVNBR0VfR1JPVVBJTkdfVU5TUEVDSUZJRUQQABIWChJVU0FHRV9HUk9VUElOR19EQVkQARIYChRVU0FHRV9HUk9VUElOR19NT0RFTBACEhgKFFVTQUdFX0dST1VQSU5HX1RPS0VOEAMSIAocVVNBR0VfR1JPVVBJTkdfREFZX0FORF9NT0RFTBAEMuEFCg5CaWxsaW5nU2VydmljZRJvCgpHZXRCYWxhbmNlEh4udG9sbGdhdGUudjEuR2V0QmFsYW5jZVJlcXVlc3QaHy50b2xsZ2F0ZS52MS5HZXRCYWxhbmNlUmVzcG9uc2UiIILT5JMCGmIHYWNjb3VudBIPL2FwaS92MS9hY2NvdW50EmwKDUxpc3RVc2FnZUxvZ3MSIS50b2xsZ2F0ZS52MS5MaXN0VXNhZ2VMb2dzUmVxdWVzdBoiLnRvbGxnYXRlLnYxLkxpc3RVc2FnZUxvZ3NSZXNwb25zZSIUgtPkkwIOEgwvYXBpL3YxL2xvZ3MScwoPR2V0VXNhZ2VTdW1tYXJ5EiMudG9sbGdhdGUudjEuR2V0VXNhZ2VTdW1tYXJ5UmVxdWVzdBokLnRvbGxnYXRlLnYxLkdldFVzYWdlU3VtbWFyeVJlc3BvbnNlIhWC0+STAg8SDS9hcGkvdjEvdXNhZ2USZgoKTGlzdFByaWNlcxIeLnRvbGxnYXRlLnYxLkxpc3RQcmljZXNSZXF1ZXN0Gh8udG9sbGdhdGUudjEuTGlzdFByaWNlc1Jlc3BvbnNlIheC0+STAhESDy9hcGkvdjEvcHJpY2luZxKIAQoPR2V0U3Vic2NyaXB0aW9uEiMudG9sbGdhdGUudjEuR2V0U3Vic2NyaXB0aW9uUmVxdWVzdBokLnRvbGxnYXRlLnYxLkdldFN1YnNjcmlwdGlvblJlc3BvbnNlIiqC0+STAiQSIi92MS9kYXNoYm9hcmQvYmlsbGluZy9zdWJzY3JpcHRpb24ShwEKEUdldERhc2hib2FyZFVzYWdlEiUudG9sbGdhdGUudjEuR2V0RGFzaGJvYXJkVXNhZ2VSZXF1ZXN0GiYudG9sbGdhdGUudjEuR2V0RGFzaGJvYXJkVXNhZ2VSZXNwb25zZSIjgtPkkwIdEhsvdjEvZGFzaGJvYXJkL2JpbGxpbmcvdXNhZ2ViBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp, file_tollgate_v1_account]);
+  fileDesc("Chl0b2xsZ2F0ZS92MS9iaWxsaW5nLnByb3RvEgt0b2xsZ2F0ZS52MSITChFHZXRCYWxhbmNlUmVxdWVzdCI7ChJHZXRCYWxhbmNlUmVzcG9uc2USJQoHYWNjb3VudBgBIAEoCzIULnRvbGxnYXRlLnYxLkFjY291bnQi3AMKCFVzYWdlTG9nEgoKAmlkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRva2VuX2lkGAQgASgJEhIKCnRva2VuX25hbWUYBSABKAkSFwoPcmVxdWVzdGVkX21vZGVsGAYgASgJEhQKDHNlcnZlZF9tb2RlbBgHIAEoCRIPCgdjaGFubmVsGAggASgJEg4KBnN0cmVhbRgJIAEoCBIUCgxpbnB1dF90b2tlbnMYCiABKAMSFQoNY2FjaGVkX3Rva2VucxgLIAEoAxIaChJjYWNoZV93cml0ZV90b2tlbnMYDCABKAMSFQoNb3V0cHV0X3Rva2VucxgNIAEoAxIYChByZWFzb25pbmdfdG9rZW5zGA4gASgDEhMKC2Nvc3RfbWljcm9zGA8gASgDEhAKCGNvc3RfdXNkGBAgASgJEhEKCWVzdGltYXRlZBgRIAEoCBIOCgZzdGF0dXMYEiABKAkSEgoKbGF0ZW5jeV9tcxgTIAEoAxIeChZ0aW1lX3RvX2ZpcnN0X3Rva2VuX21zGBQgASgDEhEKCWNsaWVudF9pcBgVIAEoCSLgAQoUTGlzdFVzYWdlTG9nc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEAoIdG9rZW5faWQYAyABKAkSDQoFbW9kZWwYBCABKAkSDgoGc3RhdHVzGAUgASgJEi4KCnN0YXJ0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgphY2NvdW50X2lkGAggASgJIlUKFUxpc3RVc2FnZUxvZ3NSZXNwb25zZRIjCgRsb2dzGAEgAygLMhUudG9sbGdhdGUudjEuVXNhZ2VMb2cSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlUKGExpc3RMZWRnZXJFbnRyaWVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRISCgphY2NvdW50X2lkGAMgASgJIl8KGUxpc3RMZWRnZXJFbnRyaWVzUmVzcG9uc2USKQoHZW50cmllcxgBIAMoCzIYLnRvbGxnYXRlLnYxLkxlZGdlckVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSK4AQoWR2V0VXNhZ2VTdW1tYXJ5UmVxdWVzdBIsCghncm91cF9ieRgBIAEoDjIaLnRvbGxnYXRlLnYxLlVzYWdlR3JvdXBpbmcSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmFjY291bnRfaWQYBCABKAkiRAoXR2V0VXNhZ2VTdW1tYXJ5UmVzcG9uc2USKQoHYnVja2V0cxgBIAMoCzIYLnRvbGxnYXRlLnYxLlVzYWdlQnVja2V0ItQBCgtVc2FnZUJ1Y2tldBILCgNkYXkYASABKAkSDQoFbW9kZWwYAiABKAkSEAoIdG9rZW5faWQYAyABKAkSEAoIcmVxdWVzdHMYBCABKAMSFAoMaW5wdXRfdG9rZW5zGAUgASgDEhUKDWNhY2hlZF90b2tlbnMYBiABKAMSGgoSY2FjaGVfd3JpdGVfdG9rZW5zGAcgASgDEhUKDW91dHB1dF90b2tlbnMYCCABKAMSEwoLY29zdF9taWNyb3MYCSABKAMSEAoIY29zdF91c2QYCiABKAkiEwoRTGlzdFByaWNlc1JlcXVlc3QibgoSTGlzdFByaWNlc1Jlc3BvbnNlEicKBnByaWNlcxgBIAMoCzIXLnRvbGxnYXRlLnYxLk1vZGVsUHJpY2USFQoNc2l0ZV9kaXNjb3VudBgCIAEoCRIYChBhY2NvdW50X2Rpc2NvdW50GAMgASgJIoEBCgpNb2RlbFByaWNlEg0KBW1vZGVsGAEgASgJEhYKDmNvbnRleHRfd2luZG93GAIgASgDEiQKCHVwc3RyZWFtGAMgASgLMhIudG9sbGdhdGUudjEuUHJpY2USJgoKZGlzY291bnRlZBgEIAEoCzISLnRvbGxnYXRlLnYxLlByaWNlInUKBVByaWNlEhYKDmlucHV0X3Blcl9tdG9rGAEgASgJEh0KFWNhY2hlZF9pbnB1dF9wZXJfbXRvaxgCIAEoCRIcChRjYWNoZV93cml0ZV9wZXJfbXRvaxgDIAEoCRIXCg9vdXRwdXRfcGVyX210b2sYBCABKAkiGAoWR2V0U3Vic2NyaXB0aW9uUmVxdWVzdCKqAQoXR2V0U3Vic2NyaXB0aW9uUmVzcG9uc2USDgoGb2JqZWN0GAEgASgJEhoKEmhhc19wYXltZW50X21ldGhvZBgCIAEoCBIWCg5oYXJkX2xpbWl0X3VzZBgDIAEoARIWCg5zb2Z0X2xpbWl0X3VzZBgEIAEoARIdChVzeXN0ZW1faGFyZF9saW1pdF91c2QYBSABKAESFAoMYWNjZXNzX3VudGlsGAYgASgDIkAKGEdldERhc2hib2FyZFVzYWdlUmVxdWVzdBISCgpzdGFydF9kYXRlGAEgASgJEhAKCGVuZF9kYXRlGAIgASgJIkAKGUdldERhc2hib2FyZFVzYWdlUmVzcG9uc2USDgoGb2JqZWN0GAEgASgJEhMKC3RvdGFsX3VzYWdlGAIgASgBKp0BCg1Vc2FnZUdyb3VwaW5nEh4KGlVTQUdFX0dST1VQSU5HX1VOU1BFQ0lGSUVEEAASFgoSVVNBR0VfR1JPVVBJTkdfREFZEAESGAoUVVNBR0VfR1JPVVBJTkdfTU9ERUwQAhIYChRVU0FHRV9HUk9VUElOR19UT0tFThADEiAKHFVTQUdFX0dST1VQSU5HX0RBWV9BTkRfTU9ERUwQBDLdBgoOQmlsbGluZ1NlcnZpY2USbwoKR2V0QmFsYW5jZRIeLnRvbGxnYXRlLnYxLkdldEJhbGFuY2VSZXF1ZXN0Gh8udG9sbGdhdGUudjEuR2V0QmFsYW5jZVJlc3BvbnNlIiCC0+STAhpiB2FjY291bnQSDy9hcGkvdjEvYWNjb3VudBJsCg1MaXN0VXNhZ2VMb2dzEiEudG9sbGdhdGUudjEuTGlzdFVzYWdlTG9nc1JlcXVlc3QaIi50b2xsZ2F0ZS52MS5MaXN0VXNhZ2VMb2dzUmVzcG9uc2UiFILT5JMCDhIML2FwaS92MS9sb2dzEnMKD0dldFVzYWdlU3VtbWFyeRIjLnRvbGxnYXRlLnYxLkdldFVzYWdlU3VtbWFyeVJlcXVlc3QaJC50b2xsZ2F0ZS52MS5HZXRVc2FnZVN1bW1hcnlSZXNwb25zZSIVgtPkkwIPEg0vYXBpL3YxL3VzYWdlEnoKEUxpc3RMZWRnZXJFbnRyaWVzEiUudG9sbGdhdGUudjEuTGlzdExlZGdlckVudHJpZXNSZXF1ZXN0GiYudG9sbGdhdGUudjEuTGlzdExlZGdlckVudHJpZXNSZXNwb25zZSIWgtPkkwIQEg4vYXBpL3YxL2xlZGdlchJmCgpMaXN0UHJpY2VzEh4udG9sbGdhdGUudjEuTGlzdFByaWNlc1JlcXVlc3QaHy50b2xsZ2F0ZS52MS5MaXN0UHJpY2VzUmVzcG9uc2UiF4LT5JMCERIPL2FwaS92MS9wcmljaW5nEogBCg9HZXRTdWJzY3JpcHRpb24SIy50b2xsZ2F0ZS52MS5HZXRTdWJzY3JpcHRpb25SZXF1ZXN0GiQudG9sbGdhdGUudjEuR2V0U3Vic2NyaXB0aW9uUmVzcG9uc2UiKoLT5JMCJBIiL3YxL2Rhc2hib2FyZC9iaWxsaW5nL3N1YnNjcmlwdGlvbhKHAQoRR2V0RGFzaGJvYXJkVXNhZ2USJS50b2xsZ2F0ZS52MS5HZXREYXNoYm9hcmRVc2FnZVJlcXVlc3QaJi50b2xsZ2F0ZS52MS5HZXREYXNoYm9hcmRVc2FnZVJlc3BvbnNlIiOC0+STAh0SGy92MS9kYXNoYm9hcmQvYmlsbGluZy91c2FnZWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp, file_tollgate_v1_account]);
 
 /**
  * Request of BillingService.GetBalance.
@@ -264,6 +264,62 @@ export const ListUsageLogsResponseSchema: GenMessage<ListUsageLogsResponse> = /*
   messageDesc(file_tollgate_v1_billing, 4);
 
 /**
+ * Request of BillingService.ListLedgerEntries.
+ *
+ * @generated from message tollgate.v1.ListLedgerEntriesRequest
+ */
+export type ListLedgerEntriesRequest = Message<"tollgate.v1.ListLedgerEntriesRequest"> & {
+  /**
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * The operator's: the account whose entries to list (required with the operator key). An
+   * account's session lists its own; another account's id answers not found.
+   *
+   * @generated from field: string account_id = 3;
+   */
+  accountId: string;
+};
+
+/**
+ * Describes the message tollgate.v1.ListLedgerEntriesRequest.
+ * Use `create(ListLedgerEntriesRequestSchema)` to create a new message.
+ */
+export const ListLedgerEntriesRequestSchema: GenMessage<ListLedgerEntriesRequest> = /*@__PURE__*/
+  messageDesc(file_tollgate_v1_billing, 5);
+
+/**
+ * Response of BillingService.ListLedgerEntries.
+ *
+ * @generated from message tollgate.v1.ListLedgerEntriesResponse
+ */
+export type ListLedgerEntriesResponse = Message<"tollgate.v1.ListLedgerEntriesResponse"> & {
+  /**
+   * @generated from field: repeated tollgate.v1.LedgerEntry entries = 1;
+   */
+  entries: LedgerEntry[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message tollgate.v1.ListLedgerEntriesResponse.
+ * Use `create(ListLedgerEntriesResponseSchema)` to create a new message.
+ */
+export const ListLedgerEntriesResponseSchema: GenMessage<ListLedgerEntriesResponse> = /*@__PURE__*/
+  messageDesc(file_tollgate_v1_billing, 6);
+
+/**
  * Request of BillingService.GetUsageSummary.
  *
  * @generated from message tollgate.v1.GetUsageSummaryRequest
@@ -298,7 +354,7 @@ export type GetUsageSummaryRequest = Message<"tollgate.v1.GetUsageSummaryRequest
  * Use `create(GetUsageSummaryRequestSchema)` to create a new message.
  */
 export const GetUsageSummaryRequestSchema: GenMessage<GetUsageSummaryRequest> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_billing, 5);
+  messageDesc(file_tollgate_v1_billing, 7);
 
 /**
  * Response of BillingService.GetUsageSummary.
@@ -317,7 +373,7 @@ export type GetUsageSummaryResponse = Message<"tollgate.v1.GetUsageSummaryRespon
  * Use `create(GetUsageSummaryResponseSchema)` to create a new message.
  */
 export const GetUsageSummaryResponseSchema: GenMessage<GetUsageSummaryResponse> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_billing, 6);
+  messageDesc(file_tollgate_v1_billing, 8);
 
 /**
  * Totals of one group.
@@ -383,7 +439,7 @@ export type UsageBucket = Message<"tollgate.v1.UsageBucket"> & {
  * Use `create(UsageBucketSchema)` to create a new message.
  */
 export const UsageBucketSchema: GenMessage<UsageBucket> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_billing, 7);
+  messageDesc(file_tollgate_v1_billing, 9);
 
 /**
  * Request of BillingService.ListPrices.
@@ -398,7 +454,7 @@ export type ListPricesRequest = Message<"tollgate.v1.ListPricesRequest"> & {
  * Use `create(ListPricesRequestSchema)` to create a new message.
  */
 export const ListPricesRequestSchema: GenMessage<ListPricesRequest> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_billing, 8);
+  messageDesc(file_tollgate_v1_billing, 10);
 
 /**
  * Response of BillingService.ListPrices.
@@ -431,7 +487,7 @@ export type ListPricesResponse = Message<"tollgate.v1.ListPricesResponse"> & {
  * Use `create(ListPricesResponseSchema)` to create a new message.
  */
 export const ListPricesResponseSchema: GenMessage<ListPricesResponse> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_billing, 9);
+  messageDesc(file_tollgate_v1_billing, 11);
 
 /**
  * A model's prices, upstream and after discounts.
@@ -465,7 +521,7 @@ export type ModelPrice = Message<"tollgate.v1.ModelPrice"> & {
  * Use `create(ModelPriceSchema)` to create a new message.
  */
 export const ModelPriceSchema: GenMessage<ModelPrice> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_billing, 10);
+  messageDesc(file_tollgate_v1_billing, 12);
 
 /**
  * Prices in USD per million tokens, as decimal strings.
@@ -499,7 +555,7 @@ export type Price = Message<"tollgate.v1.Price"> & {
  * Use `create(PriceSchema)` to create a new message.
  */
 export const PriceSchema: GenMessage<Price> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_billing, 11);
+  messageDesc(file_tollgate_v1_billing, 13);
 
 /**
  * Request of BillingService.GetSubscription.
@@ -514,7 +570,7 @@ export type GetSubscriptionRequest = Message<"tollgate.v1.GetSubscriptionRequest
  * Use `create(GetSubscriptionRequestSchema)` to create a new message.
  */
 export const GetSubscriptionRequestSchema: GenMessage<GetSubscriptionRequest> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_billing, 12);
+  messageDesc(file_tollgate_v1_billing, 14);
 
 /**
  * OpenAI's legacy `billing_subscription` object. Its amounts are floating-point USD because that is the
@@ -565,7 +621,7 @@ export type GetSubscriptionResponse = Message<"tollgate.v1.GetSubscriptionRespon
  * Use `create(GetSubscriptionResponseSchema)` to create a new message.
  */
 export const GetSubscriptionResponseSchema: GenMessage<GetSubscriptionResponse> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_billing, 13);
+  messageDesc(file_tollgate_v1_billing, 15);
 
 /**
  * Request of BillingService.GetDashboardUsage.
@@ -591,7 +647,7 @@ export type GetDashboardUsageRequest = Message<"tollgate.v1.GetDashboardUsageReq
  * Use `create(GetDashboardUsageRequestSchema)` to create a new message.
  */
 export const GetDashboardUsageRequestSchema: GenMessage<GetDashboardUsageRequest> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_billing, 14);
+  messageDesc(file_tollgate_v1_billing, 16);
 
 /**
  * OpenAI's legacy usage object.
@@ -619,7 +675,7 @@ export type GetDashboardUsageResponse = Message<"tollgate.v1.GetDashboardUsageRe
  * Use `create(GetDashboardUsageResponseSchema)` to create a new message.
  */
 export const GetDashboardUsageResponseSchema: GenMessage<GetDashboardUsageResponse> = /*@__PURE__*/
-  messageDesc(file_tollgate_v1_billing, 15);
+  messageDesc(file_tollgate_v1_billing, 17);
 
 /**
  * How usage totals are grouped.
@@ -697,6 +753,17 @@ export const BillingService: GenService<{
     methodKind: "unary";
     input: typeof GetUsageSummaryRequestSchema;
     output: typeof GetUsageSummaryResponseSchema;
+  },
+  /**
+   * The money put in and taken back (the operator's credits and debits), newest first, with cursor
+   * pagination: the session's account's, or (with the operator key) the account named by account_id.
+   *
+   * @generated from rpc tollgate.v1.BillingService.ListLedgerEntries
+   */
+  listLedgerEntries: {
+    methodKind: "unary";
+    input: typeof ListLedgerEntriesRequestSchema;
+    output: typeof ListLedgerEntriesResponseSchema;
   },
   /**
    * Each model's upstream and discounted prices and context window.
