@@ -37,6 +37,8 @@ def _token() -> ApiToken:
 
 def _report(meter: UsageMeter) -> None:
     """One metadata line per call, never content: what the ledger will record."""
+    if not log.isEnabledFor(logging.INFO):
+        return
     usage = meter.usage()
     fields = {
         "model": meter.requested_model,
