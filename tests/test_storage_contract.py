@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -140,20 +141,29 @@ async def _settle_as_the_release_before(database: Database, store: SqlStore, req
     )
 
 
-async def test_the_upgrade_to_one_row_per_charge_keeps_open_holds_and_every_balance(url: str) -> None:
-    """Before it, a settled hold stayed behind and its charge was also a ledger entry beside the usage row."""
+@contextlib.asynccontextmanager
+async def _schema_before(url: str, migration: str) -> AsyncIterator[tuple[Database, SqlStore, int]]:
+    """A database migrated up to the named migration, not included, and the newest version; closed on exit."""
     backend = "sqlite" if url.startswith("sqlite:") else "postgres"
     migrations = load_migrations(backend)
-    upgrade = next(m.version for m in migrations if m.name == "one_row_per_charge")
+    upgrade = next(m.version for m in migrations if m.name == migration)
     database = await (SqliteDatabase.open(url) if backend == "sqlite" else PostgresDatabase.open(url, OPTIONS))
     store = SqlStore(database)
     try:
         await database.apply_migrations([m for m in migrations if m.version < upgrade])
+        yield database, store, migrations[-1].version
+    finally:
+        await store.close()
+
+
+async def test_the_upgrade_to_one_row_per_charge_keeps_open_holds_and_every_balance(url: str) -> None:
+    """Before it, a settled hold stayed behind and its charge was also a ledger entry beside the usage row."""
+    async with _schema_before(url, "one_row_per_charge") as (database, store, newest):
         await _funded(store, 10_000)
         assert await _place(store, _hold("req_open", 500))
         assert await _place(store, _hold("req_done", 5_000))
         await _settle_as_the_release_before(database, store, "req_done", 1_234)
-        assert await store.migrate() == len(migrations)
+        assert await store.migrate() == newest
         assert await database.fetchone("SELECT COUNT(*) FROM ledger_entries WHERE kind = 'charge'") == (0,)
         # A replica of the release before, still running during a rolling upgrade, settles one more call.
         assert await _place(store, _hold("req_late", 5_000))
@@ -167,8 +177,6 @@ async def test_the_upgrade_to_one_row_per_charge_keeps_open_holds_and_every_bala
         assert account is not None and (account.balance_micros, account.held_micros) == (10_000 - 1_400, 0)
         charged = await database.fetchone("SELECT SUM(cost_micros) FROM usage_logs WHERE account_id = 'acc_1'")
         assert charged is not None and int(charged[0]) == 1_400
-    finally:
-        await store.close()
 
 
 async def test_settings_are_stored_once(store: Store) -> None:
@@ -261,15 +269,9 @@ async def test_ledger_entries_list_an_accounts_credits_and_debits_newest_first(s
 
 
 async def test_the_upgrade_to_debits_keeps_every_credit_and_its_key(url: str) -> None:
-    backend = "sqlite" if url.startswith("sqlite:") else "postgres"
-    migrations = load_migrations(backend)
-    upgrade = next(m.version for m in migrations if m.name == "debits")
-    database = await (SqliteDatabase.open(url) if backend == "sqlite" else PostgresDatabase.open(url, OPTIONS))
-    store = SqlStore(database)
-    try:
-        await database.apply_migrations([m for m in migrations if m.version < upgrade])
+    async with _schema_before(url, "debits") as (database, store, newest):
         await _funded(store, 10_000)
-        assert await store.migrate() == len(migrations)
+        assert await store.migrate() == newest
         replayed = await store.accounts.apply_movement(
             Movement("led_again", "acc_1", 10_000, "operator", "setup", "setup-key", "fp", NOW)
         )
@@ -283,8 +285,6 @@ async def test_the_upgrade_to_debits_keeps_every_credit_and_its_key(url: str) ->
                 " VALUES ('orphan', 'fp', 'led_missing', ?)",
                 (database.dialect.time(NOW),),
             )
-    finally:
-        await store.close()
 
 
 async def test_tokens_round_trip_and_are_scoped_by_account(store: Store) -> None:
