@@ -35,7 +35,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        pairs = " ".join(f"{key}={value}" for key, value in _fields(record).items())
+        pairs = " ".join([f"{key}={value}" for key, value in _fields(record).items()])
         return f"{line} {pairs}" if pairs else line
 
 
