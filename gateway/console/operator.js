@@ -4,31 +4,37 @@ import { call, download, get, query } from "/console/api.js";
 import { el, errorBox, table, usd, when } from "/console/format.js";
 import { resetPasswordButton } from "/console/password.js";
 
-// One form, two buttons: Credit adds the amount, Debit takes it back (at most what running calls do not hold).
-function moneyForm(account, refresh) {
-  const amount = el("input", { name: "amount_usd", inputmode: "decimal", placeholder: "25.00", required: true, size: "8", "aria-label": `Amount for ${account.name}` });
-  const reason = el("input", { name: "reason", placeholder: "reason", size: "12" });
+// A form in an account's row: on submit `act(submitter)` runs and the table is drawn again; an error shows beside it.
+function rowForm(cls, children, act, refresh) {
   const status = el("span");
-  const buttons = ["credit", "debit"].map((action) =>
-    el("button", { type: "submit", value: action }, action === "credit" ? "Credit" : "Debit"),
-  );
-  const form = el("form", { class: "credit" }, amount, " ", reason, " ", ...buttons, status);
+  const form = el("form", { class: cls }, ...children, status);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const action = event.submitter?.value === "debit" ? "debit" : "credit";
-    // A new key per submission: a retried request moves the money once, a second submission moves it again.
-    const key = crypto.randomUUID();
     try {
-      await call("POST", `/api/v1/accounts/${encodeURIComponent(account.id)}:${action}`, {
-        body: { amount_usd: amount.value.trim(), reason: reason.value },
-        headers: { "idempotency-key": key },
-      });
+      await act(event.submitter);
       await refresh();
     } catch (error) {
       status.replaceChildren(errorBox(error));
     }
   });
   return form;
+}
+
+// One form, two buttons: Credit adds the amount, Debit takes it back (at most what running calls do not hold).
+function moneyForm(account, refresh) {
+  const amount = el("input", { name: "amount_usd", inputmode: "decimal", placeholder: "25.00", required: true, size: "8", "aria-label": `Amount for ${account.name}` });
+  const reason = el("input", { name: "reason", placeholder: "reason", size: "12" });
+  const buttons = ["credit", "debit"].map((action) =>
+    el("button", { type: "submit", value: action }, action === "credit" ? "Credit" : "Debit"),
+  );
+  return rowForm("credit", [amount, " ", reason, " ", ...buttons], (submitter) => {
+    const action = submitter?.value === "debit" ? "debit" : "credit";
+    // A new key per submission: a retried request moves the money once, a second submission moves it again.
+    return call("POST", `/api/v1/accounts/${encodeURIComponent(account.id)}:${action}`, {
+      body: { amount_usd: amount.value.trim(), reason: reason.value },
+      headers: { "idempotency-key": crypto.randomUUID() },
+    });
+  }, refresh);
 }
 
 // PATCH sends only the fields in `changes`: the others stay as they are.
@@ -38,18 +44,8 @@ function update(account, changes) {
 
 function discountForm(account, refresh) {
   const discount = el("input", { name: "discount", inputmode: "decimal", value: account.discount, required: true, size: "5", "aria-label": `Discount of ${account.name}` });
-  const status = el("span");
-  const form = el("form", { class: "discount" }, discount, " ", el("button", { type: "submit" }, "Set"), status);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    try {
-      await update(account, { discount: discount.value.trim() });
-      await refresh();
-    } catch (error) {
-      status.replaceChildren(errorBox(error));
-    }
-  });
-  return form;
+  const set = el("button", { type: "submit" }, "Set");
+  return rowForm("discount", [discount, " ", set], () => update(account, { discount: discount.value.trim() }), refresh);
 }
 
 function statusButton(account, refresh) {
