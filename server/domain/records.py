@@ -81,7 +81,7 @@ class Moved:
     fingerprint: str
     """The fingerprint stored with the key (the caller compares it with its own: a replay, or a reuse)."""
     available_micros: int
-    """The account's balance less its holds, before this movement."""
+    """The account's balance less its holds when the store looked (before this movement, if it was recorded)."""
 
 
 @dataclasses.dataclass(frozen=True)
